@@ -1,0 +1,32 @@
+"""Installs the `models` and `preprocessing` packages of the toolkit."""
+
+import setuptools
+
+setuptools.setup(
+    name="multimodal-speech-emotion",
+    version="0.1.0",
+    description=("TF2/Keras multimodal (speech + text) emotion recognition: "
+                 "a faithful port of Yoon et al. (SLT 2018) and more."),
+    packages=setuptools.find_packages(include=["models", "models.*",
+                                               "preprocessing",
+                                               "preprocessing.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "tensorflow-hub>=0.16",
+        "keras>=3.3",
+        "librosa>=0.10",
+        "nltk>=3.8",
+        "scikit-learn>=1.3",
+        "numpy>=1.26",
+        "absl-py>=1.4",
+        # Plots (confusion matrix); librosa already pulls it in indirectly.
+        "matplotlib>=3.7",
+        "tensorboard>=2.16",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        # Exact openSMILE features as in the original (optional).
+        "opensmile": ["opensmile>=2.5"],
+    },
+)

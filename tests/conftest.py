@@ -1,0 +1,27 @@
+"""Shared pytest setup: quiet TensorFlow, the opt-in `slow` marker, fixtures."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run_slow", action="store_true", default=False,
+                     help="Run tests marked slow (long, or needing the "
+                          "network).")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: slow or network tests; run with --run_slow.")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run_slow"):
+        return
+    skip = pytest.mark.skip(reason="slow; run with --run_slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
