@@ -1,0 +1,205 @@
+"""Building blocks with the original TF1 semantics (yoon_spec.md §3).
+
+Keras defaults differ from TF1's `GRUCell` + `DropoutWrapper` and from the
+original's linear layers in ways that change parameter counts and training;
+these layers reproduce the original exactly:
+
+* `ScalarBiasDense`: x·W + b with ONE scalar bias and uniform(±0.25) weights.
+* `TF1GRU`: GRU with reset_after=False, orthogonal joint kernels, gate bias
+  1.0, per-element input/output dropout, final state at the true length and
+  exactly-zero outputs past it.
+* `LuongDotAttention`: a query vector attends over a sequence by dot product,
+  optionally masking padded steps.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Scores of masked positions; finite (like the original's -FLT_MAX) so that a
+# length-0 sequence gives uniform weights instead of NaN.
+_MASK_SCORE = -1e30
+
+
+def sequence_mask(lengths, sequence):
+    """bool [B, T]: True for steps < length, for a [B, T, ...] sequence."""
+    return tf.sequence_mask(lengths, maxlen=tf.shape(sequence)[1])
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class ScalarBiasDense(keras.layers.Layer):
+    """Linear map with a single shared scalar bias: y = x·W + b.
+
+    Matches every linear layer of the original code: W ~ uniform(−0.25, 0.25)
+    of shape [in, units], b of shape [1] initialised to 0 and broadcast over
+    all outputs. No activation.
+
+    Args:
+        units: int. Output size.
+        seed: int or None. Seed of the weight initialiser.
+
+    Input [B, in] → output [B, units].
+    """
+
+    def __init__(self, units, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.seed = seed
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_shape[-1], self.units),
+            initializer=keras.initializers.RandomUniform(-0.25, 0.25,
+                                                         seed=self.seed))
+        self.bias = self.add_weight(name="bias", shape=(1,),
+                                    initializer="zeros")
+
+    def call(self, inputs):
+        return tf.matmul(inputs, self.kernel) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class TF1GRU(keras.layers.Layer):
+    """One GRU layer behaving like TF1 `DropoutWrapper(GRUCell)` + `dynamic_rnn`.
+
+    * GRU with `reset_after=False` (reset gate applied before the recurrent
+      matmul, one bias vector of 3H). Kernels initialised as in TF1: the gate
+      kernel [I+H, 2H] and the candidate kernel [I+H, H] are each orthogonal
+      as a whole, then split into Keras' input and recurrent kernels. Gate
+      biases start at 1.0, candidate bias at 0.
+    * Dropout with keep probabilities, like the original flags: the input
+      sequence is dropped per element and step (not variationally); the
+      output SEQUENCE is dropped too; the final state is not.
+    * Padding: steps at index >= length are padding. The final state is the
+      state after step length−1 (zeros for length 0); outputs at padded
+      steps are exactly 0, so nothing past the length leaks downstream.
+
+    Args:
+        units: int. Hidden size H.
+        input_keep_prob: float in (0, 1]. Keep probability on the inputs.
+        output_keep_prob: float in (0, 1]. Keep probability on the outputs.
+        seed: int or None. Seeds initialisers and dropout.
+
+    Inputs: `(sequence [B, T, I] float, lengths [B] int)`.
+    Outputs: `(outputs [B, T, H], final_state [B, H])`.
+    """
+
+    def __init__(self, units, input_keep_prob=1.0, output_keep_prob=1.0,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("input_keep_prob", input_keep_prob),
+                            ("output_keep_prob", output_keep_prob)):
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1] (a keep "
+                                 f"probability, as in the original), got "
+                                 f"{value}.")
+        self.units = units
+        self.input_keep_prob = input_keep_prob
+        self.output_keep_prob = output_keep_prob
+        self.seed = seed
+        self.gru = keras.layers.GRU(
+            units, reset_after=False, return_sequences=True,
+            return_state=True, name="gru")
+        self.input_dropout = keras.layers.Dropout(
+            1.0 - input_keep_prob, seed=seed, name="input_dropout")
+        self.output_dropout = keras.layers.Dropout(
+            1.0 - output_keep_prob, seed=None if seed is None else seed + 1,
+            name="output_dropout")
+
+    def build(self, input_shape):
+        sequence_shape = tuple(input_shape[0])
+        self.gru.build(sequence_shape)
+        input_dim, units = sequence_shape[-1], self.units
+        rng = np.random.default_rng(self.seed)
+        gate = _orthogonal(rng, (input_dim + units, 2 * units))
+        candidate = _orthogonal(rng, (input_dim + units, units))
+        # TF1 gate columns are [r, u]; Keras kernel columns are [z, r, h]
+        # with z ≡ u.
+        full = np.concatenate(
+            [gate[:, units:], gate[:, :units], candidate], axis=1)
+        cell = self.gru.cell
+        cell.kernel.assign(full[:input_dim])
+        cell.recurrent_kernel.assign(full[input_dim:])
+        cell.bias.assign(np.concatenate(
+            [np.ones(2 * units), np.zeros(units)]).astype(np.float32))
+
+    def call(self, inputs, training=None):
+        sequence, lengths = inputs
+        mask = sequence_mask(lengths, sequence)
+        sequence = self.input_dropout(sequence, training=training)
+        outputs, state = self.gru(sequence, mask=mask, training=training)
+        outputs = outputs * tf.cast(mask, outputs.dtype)[:, :, None]
+        outputs = self.output_dropout(outputs, training=training)
+        return outputs, state
+
+    def compute_output_shape(self, input_shape):
+        sequence_shape = tuple(input_shape[0])
+        return (sequence_shape[:2] + (self.units,),
+                (sequence_shape[0], self.units))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "input_keep_prob": self.input_keep_prob,
+                "output_keep_prob": self.output_keep_prob,
+                "seed": self.seed}
+
+
+def _orthogonal(rng, shape):
+    """An orthogonal matrix of `shape`, as TF1's orthogonal_initializer."""
+    rows, cols = shape
+    flat = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return q.astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class LuongDotAttention(keras.layers.Layer):
+    """Single-hop dot-product attention of a query over a sequence.
+
+    scores_t = <sequence_t, query>; weights = softmax over t; context =
+    Σ_t weights_t · sequence_t.
+
+    Padding: with `mask_attention=True` steps at index >= length get zero
+    weight (the original's 2020 fix). With `mask_attention=False` all T steps
+    take part, as in the paper-era code: padded steps (whose GRU outputs are
+    0) score 0 and absorb softmax mass, shrinking the context.
+
+    Args:
+        mask_attention: bool. Mask padded steps.
+
+    Inputs: `(sequence [B, T, H], query [B, H], lengths [B] int)`.
+    Outputs: `(context [B, H], weights [B, T])`.
+    """
+
+    def __init__(self, mask_attention=True, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_attention = mask_attention
+
+    def call(self, inputs):
+        sequence, query, lengths = inputs
+        scores = tf.einsum("bth,bh->bt", sequence, query)
+        if self.mask_attention:
+            scores = tf.where(sequence_mask(lengths, sequence), scores,
+                              tf.cast(_MASK_SCORE, scores.dtype))
+        weights = tf.nn.softmax(scores, axis=-1)
+        context = tf.einsum("bt,bth->bh", weights, sequence)
+        return context, weights
+
+    def compute_output_shape(self, input_shape):
+        sequence_shape = tuple(input_shape[0])
+        return ((sequence_shape[0], sequence_shape[2]),
+                (sequence_shape[0], sequence_shape[1]))
+
+    def get_config(self):
+        return {**super().get_config(),
+                "mask_attention": self.mask_attention}

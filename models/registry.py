@@ -1,0 +1,51 @@
+"""Builds a model by name; the single place that knows every model class."""
+
+import inspect
+
+from models import yoon
+
+MODELS = {
+    "ARE": yoon.ARE,
+    "TRE": yoon.TRE,
+    "MDRE": yoon.MDRE,
+    "MDREA": yoon.MDREA,
+}
+
+
+def register(name, model_class):
+    """Adds a model class (a keras.Model whose config is its arguments)."""
+    MODELS[name] = model_class
+
+
+def model_names():
+    return tuple(MODELS)
+
+
+def _model_class(name):
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; valid models are: "
+                         f"{', '.join(MODELS)}.")
+    return MODELS[name]
+
+
+def build_model(name, **kwargs):
+    """Builds model `name`, ignoring arguments that belong to other models.
+
+    Args:
+        name: str. One of `model_names()`.
+        **kwargs: constructor arguments. Arguments of other registered
+            models are dropped (so one set of flags serves every model); a
+            name no model takes is an error.
+
+    Returns:
+        keras.Model.
+    """
+    model_class = _model_class(name)
+    accepted = set(inspect.signature(model_class).parameters)
+    known = set().union(*(inspect.signature(cls).parameters
+                          for cls in MODELS.values()))
+    unknown = set(kwargs) - known
+    if unknown:
+        raise ValueError(f"Unknown model arguments {sorted(unknown)}; "
+                         f"{name} takes {sorted(accepted - {'kwargs'})}.")
+    return model_class(**{k: v for k, v in kwargs.items() if k in accepted})

@@ -1,0 +1,231 @@
+"""ARE, TRE, MDRE and MDREA of Yoon, Byun & Jung (SLT 2018), as the code behaves.
+
+Every model is a functional Keras graph over a dict of named inputs and
+outputs the 4 class logits (trained with sigmoid cross-entropy against the
+one-hot label, as the original; see `models/training.py`). The input names
+are shared with `preprocessing/input_pipeline.py`:
+
+| input           | shape          | dtype   | meaning                          |
+|-----------------|----------------|---------|----------------------------------|
+| `audio_mfcc`    | [B, T, 39]     | float32 | MFCC-E-D-A frames, zero-padded   |
+| `audio_length`  | [B]            | int32   | true frames (clipped to 750)     |
+| `audio_prosody` | [B, 35]        | float32 | utterance prosody functionals    |
+| `text_ids`      | [B, 128]       | int32   | token ids, right-padded with 0   |
+| `text_length`   | [B]            | int32   | index of the first 0 (or 128)    |
+
+T may be any length: padded frames are masked, so cropping a batch to its
+longest utterance (what TF1's `dynamic_rnn` effectively did) changes nothing.
+`dr`/keep arguments are KEEP probabilities, as in the original flags.
+With the reference settings the trainable parameter counts equal the
+original's exactly (yoon_spec.md §6): ARE 144,941; TRE 300·V + 301,401;
+MDRE 300·V + 492,966; MDREA 300·V + 493,202.
+"""
+
+import keras
+
+from models import layers
+
+AUDIO_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody")
+TEXT_INPUTS = ("text_ids", "text_length")
+
+
+def _audio_inputs(mfcc_dim, prosody_dim):
+    return {
+        "audio_mfcc": keras.Input((None, mfcc_dim), name="audio_mfcc"),
+        "audio_length": keras.Input((), dtype="int32", name="audio_length"),
+        "audio_prosody": keras.Input((prosody_dim,), name="audio_prosody"),
+    }
+
+
+def _text_inputs(text_length):
+    return {
+        "text_ids": keras.Input((text_length,), dtype="int32",
+                                name="text_ids"),
+        "text_length": keras.Input((), dtype="int32", name="text_length"),
+    }
+
+
+def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix):
+    """Stacked TF1GRU layers; returns (top outputs, top final state)."""
+    state = None
+    for index in range(num_layers):
+        sequence, state = layers.TF1GRU(
+            units, input_keep_prob=keep_prob, output_keep_prob=keep_prob,
+            seed=None if seed is None else seed + 10 * index,
+            name=f"{prefix}_gru_{index}")([sequence, lengths])
+    return sequence, state
+
+
+def _audio_branch(inputs, units, num_layers, keep_prob, seed):
+    """e_A = concat(final GRU state over MFCC, prosody): [B, units + 35]."""
+    _, state = _gru_stack(inputs["audio_mfcc"], inputs["audio_length"], units,
+                          num_layers, keep_prob, seed, "audio")
+    return keras.layers.Concatenate(name="audio_vector")(
+        [state, inputs["audio_prosody"]])
+
+
+def _text_branch(inputs, vocab_size, embedding_dim, embedding_trainable,
+                 units, num_layers, keep_prob, seed):
+    """Returns (GRU output sequence [B, 128, units], final state [B, units])."""
+    embedded = keras.layers.Embedding(
+        vocab_size, embedding_dim,
+        embeddings_initializer=keras.initializers.RandomNormal(
+            0.0, 0.01, seed=seed),
+        trainable=embedding_trainable, name="word_embedding")(
+            inputs["text_ids"])
+    return _gru_stack(embedded, inputs["text_length"], units, num_layers,
+                      keep_prob, None if seed is None else seed + 100, "text")
+
+
+def _constructor_arguments(arguments):
+    """The constructor's own arguments: they are the model's whole config."""
+    return {key: value for key, value in arguments.items()
+            if key not in ("self", "name", "kwargs", "__class__")}
+
+
+def _seed(seed, offset):
+    return None if seed is None else seed + offset
+
+
+class _YoonModel(keras.Model):
+    """Functional model whose config is exactly its constructor arguments."""
+
+    def get_config(self):
+        return {"name": self.name, **self._config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class ARE(_YoonModel):
+    """Audio Recurrent Encoder: GRU over MFCC + prosody → 4 logits.
+
+    Args:
+        audio_units: int. GRU hidden size (reference 200).
+        audio_layers: int. Stacked GRU layers (reference 1).
+        audio_keep_prob: float. Keep probability (reference 0.7).
+        mfcc_dim: int. Frame feature size (39).
+        prosody_dim: int. Prosody vector size (35).
+        num_classes: int. Output classes (4).
+        seed: int or None. Seeds initialisers and dropout.
+    """
+
+    def __init__(self, audio_units=200, audio_layers=1, audio_keep_prob=0.7,
+                 mfcc_dim=39, prosody_dim=35, num_classes=4, seed=None,
+                 name="ARE", **kwargs):
+        config = _constructor_arguments(locals())
+        inputs = _audio_inputs(mfcc_dim, prosody_dim)
+        audio = _audio_branch(inputs, audio_units, audio_layers,
+                              audio_keep_prob, seed)
+        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
+                                        name="logits")(audio)
+        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
+        self._config = config
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class TRE(_YoonModel):
+    """Text Recurrent Encoder: embedding → GRU → 4 logits.
+
+    Args:
+        vocab_size: int. V, rows of the embedding (size of dic.pkl).
+        embedding_dim: int. 300 with GloVe (reference), 100 without.
+        embedding_trainable: bool. Fine-tune the embedding (reference True).
+        text_units: int. GRU hidden size (reference 200).
+        text_layers: int. Stacked GRU layers (reference 1).
+        text_keep_prob: float. Keep probability (reference 0.3).
+        text_length: int. Width of the id input (128).
+        num_classes: int. Output classes (4).
+        seed: int or None.
+    """
+
+    def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
+                 text_units=200, text_layers=1, text_keep_prob=0.3,
+                 text_length=128, num_classes=4, seed=None, name="TRE",
+                 **kwargs):
+        config = _constructor_arguments(locals())
+        inputs = _text_inputs(text_length)
+        _, state = _text_branch(inputs, vocab_size, embedding_dim,
+                                embedding_trainable, text_units, text_layers,
+                                text_keep_prob, seed)
+        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
+                                        name="logits")(state)
+        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
+        self._config = config
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class MDRE(_YoonModel):
+    """Multimodal Dual Recurrent Encoder: ARE and TRE vectors, fused linearly.
+
+    a = e_A·M_A[235, 117] + b (117 = 235 // 2, the original's Python 2
+    division); t = h_T·M_T[200, 100] + b; logits = concat(a, t)·M + b. No
+    activations: the whole head is linear, as in the code.
+
+    Args: the union of `ARE`'s and `TRE`'s.
+    """
+
+    def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
+                 audio_units=200, audio_layers=1, audio_keep_prob=0.7,
+                 text_units=200, text_layers=1, text_keep_prob=0.3,
+                 mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
+                 seed=None, name="MDRE", **kwargs):
+        config = _constructor_arguments(locals())
+        inputs = {**_audio_inputs(mfcc_dim, prosody_dim),
+                  **_text_inputs(text_length)}
+        audio = _audio_branch(inputs, audio_units, audio_layers,
+                              audio_keep_prob, seed)
+        _, text = _text_branch(inputs, vocab_size, embedding_dim,
+                               embedding_trainable, text_units, text_layers,
+                               text_keep_prob, seed)
+        audio = layers.ScalarBiasDense(
+            (audio_units + prosody_dim) // 2, seed=_seed(seed, 2),
+            name="audio_projection")(audio)
+        text = layers.ScalarBiasDense(
+            text_units // 2, seed=_seed(seed, 3),
+            name="text_projection")(text)
+        fused = keras.layers.Concatenate(name="fused")([audio, text])
+        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
+                                        name="logits")(fused)
+        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
+        self._config = config
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class MDREA(_YoonModel):
+    """MDRE with attention: the projected audio vector queries the text outputs.
+
+    q = e_A·W_q[235, text_units] + b; scores over the text GRU OUTPUT
+    sequence (output-dropped in training, zero past the text length);
+    H = attention context; logits = concat(H, q)·M + b.
+
+    Args: the union of `ARE`'s and `TRE`'s, plus
+        mask_attention: bool. True (default) masks padded words (the
+            original's 2020 fix); False reproduces the paper-era code.
+    """
+
+    def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
+                 audio_units=200, audio_layers=1, audio_keep_prob=0.7,
+                 text_units=200, text_layers=1, text_keep_prob=0.3,
+                 mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
+                 mask_attention=True, seed=None, name="MDREA", **kwargs):
+        config = _constructor_arguments(locals())
+        inputs = {**_audio_inputs(mfcc_dim, prosody_dim),
+                  **_text_inputs(text_length)}
+        audio = _audio_branch(inputs, audio_units, audio_layers,
+                              audio_keep_prob, seed)
+        text_outputs, _ = _text_branch(inputs, vocab_size, embedding_dim,
+                                       embedding_trainable, text_units,
+                                       text_layers, text_keep_prob, seed)
+        query = layers.ScalarBiasDense(text_units, seed=_seed(seed, 2),
+                                       name="audio_query")(audio)
+        context, _ = layers.LuongDotAttention(
+            mask_attention=mask_attention, name="text_attention")(
+                [text_outputs, query, inputs["text_length"]])
+        fused = keras.layers.Concatenate(name="fused")([context, query])
+        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
+                                        name="logits")(fused)
+        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
+        self._config = config
