@@ -66,6 +66,34 @@ class ScalarBiasDense(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mse")
+class Standardize(keras.layers.Layer):
+    """(x − mean) / std over the last axis, with fixed (non-trained) stats.
+
+    Not part of the original (which fed raw MFCC and prosody, F0 in Hz);
+    an option so that models train quickly on new data. The statistics live
+    in the config, so an exported model standardises its own inputs.
+
+    Args:
+        mean: list of float, one per feature.
+        std: list of float, one per feature (zeros are treated as 1).
+    """
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) for v in std]
+        self._mean = np.asarray(self.mean, np.float32)
+        self._scale = np.asarray(
+            [1.0 / v if v > 0 else 1.0 for v in self.std], np.float32)
+
+    def call(self, inputs):
+        return (inputs - self._mean) * self._scale
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="mse")
 class TF1GRU(keras.layers.Layer):
     """One GRU layer behaving like TF1 `DropoutWrapper(GRUCell)` + `dynamic_rnn`.
 

@@ -28,6 +28,23 @@ def _model_class(name):
     return MODELS[name]
 
 
+def model_arguments(name, **kwargs):
+    """Keeps the arguments model `name` takes, dropping other models' ones.
+
+    Raises:
+        ValueError: for an argument that no registered model takes.
+    """
+    model_class = _model_class(name)
+    accepted = set(inspect.signature(model_class).parameters)
+    known = set().union(*(inspect.signature(cls).parameters
+                          for cls in MODELS.values()))
+    unknown = set(kwargs) - known
+    if unknown:
+        raise ValueError(f"Unknown model arguments {sorted(unknown)}; "
+                         f"{name} takes {sorted(accepted - {'kwargs'})}.")
+    return {k: v for k, v in kwargs.items() if k in accepted}
+
+
 def build_model(name, **kwargs):
     """Builds model `name`, ignoring arguments that belong to other models.
 
@@ -40,12 +57,4 @@ def build_model(name, **kwargs):
     Returns:
         keras.Model.
     """
-    model_class = _model_class(name)
-    accepted = set(inspect.signature(model_class).parameters)
-    known = set().union(*(inspect.signature(cls).parameters
-                          for cls in MODELS.values()))
-    unknown = set(kwargs) - known
-    if unknown:
-        raise ValueError(f"Unknown model arguments {sorted(unknown)}; "
-                         f"{name} takes {sorted(accepted - {'kwargs'})}.")
-    return model_class(**{k: v for k, v in kwargs.items() if k in accepted})
+    return _model_class(name)(**model_arguments(name, **kwargs))

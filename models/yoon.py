@@ -56,12 +56,25 @@ def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix):
     return sequence, state
 
 
-def _audio_branch(inputs, units, num_layers, keep_prob, seed):
-    """e_A = concat(final GRU state over MFCC, prosody): [B, units + 35]."""
-    _, state = _gru_stack(inputs["audio_mfcc"], inputs["audio_length"], units,
-                          num_layers, keep_prob, seed, "audio")
-    return keras.layers.Concatenate(name="audio_vector")(
-        [state, inputs["audio_prosody"]])
+def _audio_branch(inputs, units, num_layers, keep_prob, seed,
+                  normalization):
+    """e_A = concat(final GRU state over MFCC, prosody): [B, units + 35].
+
+    With `normalization` (dict of mfcc_mean/mfcc_std/prosody_mean/
+    prosody_std lists) both inputs are standardised first; padded frames
+    become non-zero but stay masked.
+    """
+    mfcc, prosody = inputs["audio_mfcc"], inputs["audio_prosody"]
+    if normalization:
+        mfcc = layers.Standardize(normalization["mfcc_mean"],
+                                  normalization["mfcc_std"],
+                                  name="mfcc_standardize")(mfcc)
+        prosody = layers.Standardize(normalization["prosody_mean"],
+                                     normalization["prosody_std"],
+                                     name="prosody_standardize")(prosody)
+    _, state = _gru_stack(mfcc, inputs["audio_length"], units, num_layers,
+                          keep_prob, seed, "audio")
+    return keras.layers.Concatenate(name="audio_vector")([state, prosody])
 
 
 def _text_branch(inputs, vocab_size, embedding_dim, embedding_trainable,
@@ -109,16 +122,20 @@ class ARE(_YoonModel):
         mfcc_dim: int. Frame feature size (39).
         prosody_dim: int. Prosody vector size (35).
         num_classes: int. Output classes (4).
+        audio_normalization: dict or None. Standardise MFCC and prosody
+            with these train-split statistics (keys mfcc_mean, mfcc_std,
+            prosody_mean, prosody_std). None (default) feeds raw features,
+            as the original.
         seed: int or None. Seeds initialisers and dropout.
     """
 
     def __init__(self, audio_units=200, audio_layers=1, audio_keep_prob=0.7,
-                 mfcc_dim=39, prosody_dim=35, num_classes=4, seed=None,
-                 name="ARE", **kwargs):
+                 mfcc_dim=39, prosody_dim=35, num_classes=4,
+                 audio_normalization=None, seed=None, name="ARE", **kwargs):
         config = _constructor_arguments(locals())
         inputs = _audio_inputs(mfcc_dim, prosody_dim)
         audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed)
+                              audio_keep_prob, seed, audio_normalization)
         logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
                                         name="logits")(audio)
         super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
@@ -171,12 +188,12 @@ class MDRE(_YoonModel):
                  audio_units=200, audio_layers=1, audio_keep_prob=0.7,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
                  mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
-                 seed=None, name="MDRE", **kwargs):
+                 audio_normalization=None, seed=None, name="MDRE", **kwargs):
         config = _constructor_arguments(locals())
         inputs = {**_audio_inputs(mfcc_dim, prosody_dim),
                   **_text_inputs(text_length)}
         audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed)
+                              audio_keep_prob, seed, audio_normalization)
         _, text = _text_branch(inputs, vocab_size, embedding_dim,
                                embedding_trainable, text_units, text_layers,
                                text_keep_prob, seed)
@@ -210,12 +227,13 @@ class MDREA(_YoonModel):
                  audio_units=200, audio_layers=1, audio_keep_prob=0.7,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
                  mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
-                 mask_attention=True, seed=None, name="MDREA", **kwargs):
+                 mask_attention=True, audio_normalization=None, seed=None,
+                 name="MDREA", **kwargs):
         config = _constructor_arguments(locals())
         inputs = {**_audio_inputs(mfcc_dim, prosody_dim),
                   **_text_inputs(text_length)}
         audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed)
+                              audio_keep_prob, seed, audio_normalization)
         text_outputs, _ = _text_branch(inputs, vocab_size, embedding_dim,
                                        embedding_trainable, text_units,
                                        text_layers, text_keep_prob, seed)

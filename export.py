@@ -1,0 +1,46 @@
+"""Exports a trained run as a SavedModel with a named serving signature.
+
+Example:
+
+    python export.py --run_dir=runs/SE_multi_D... --export_dir=/tmp/mdre
+
+The `serving_default` signature takes the model's inputs by name (batch and
+time dimensions None) and returns `logits`, `probabilities`,
+`predicted_label` and `predicted_name`. train.py already exports to
+`<run_dir>/saved_model`; this binary re-exports any finished run.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_RUN_DIR = flags.DEFINE_string("run_dir", None,
+                               "Run folder written by train.py.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "Target folder (default: <run_dir>/saved_model).")
+
+
+def export(run_dir, export_dir=None):
+    """Rebuilds the run's model and exports it; returns the export folder."""
+    import experiment
+    from models import export as export_lib
+
+    model, config = experiment.load_trained_model(run_dir)
+    return export_lib.export_saved_model(
+        model, export_dir or os.path.join(run_dir, "saved_model"),
+        config["data"]["label_names"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    print(export(_RUN_DIR.value, _EXPORT_DIR.value))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    flags.mark_flags_as_required(["run_dir"])
+    app.run(main)

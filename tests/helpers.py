@@ -1,0 +1,50 @@
+"""Small generated data for the tests (not collected as a test module)."""
+
+import numpy as np
+
+from preprocessing import reference_arrays
+
+LABEL_NAMES = reference_arrays.LABEL_NAMES
+
+
+def random_split(n, vocab_size=30, frames=750, max_frames=60, seed=0):
+    """A valid `Split` of random arrays with realistic padding.
+
+    Frame counts are drawn in [1, max_frames] (some above `frames` when
+    max_frames > frames, to exercise clipping); MFCC rows are zero past them.
+    """
+    rng = np.random.default_rng(seed)
+    seq_len = rng.integers(1, max_frames + 1, n)
+    mfcc = np.zeros((n, frames, 39), np.float32)
+    for row, length in enumerate(np.minimum(seq_len, frames)):
+        mfcc[row, :length] = rng.standard_normal((length, 39))
+    text_len = rng.integers(1, 20, n)
+    text_ids = np.zeros((n, 128), np.int32)
+    for row, length in enumerate(text_len):
+        text_ids[row, :length] = rng.integers(2, vocab_size, length)
+    return reference_arrays.Split(
+        mfcc=mfcc, seq_len=seq_len.astype(np.int32),
+        prosody=rng.standard_normal((n, 35)).astype(np.float32),
+        text_ids=text_ids, label=rng.integers(0, 4, n).astype(np.int32))
+
+
+def write_random_fold(path, sizes=(40, 12, 12), vocab_size=30,
+                      embedding_dim=8, seed=0):
+    """Writes a random fold folder; returns its path."""
+    splits = {name: random_split(n, vocab_size, seed=seed + i)
+              for i, (name, n) in enumerate(zip(("train", "dev", "test"),
+                                                sizes))}
+    vocabulary = {"_PAD_": 0, "_UNK_": 1}
+    vocabulary.update({f"w{i}": i for i in range(2, vocab_size)})
+    embedding = np.random.default_rng(seed).uniform(
+        -0.25, 0.25, (vocab_size, embedding_dim)).astype(np.float32)
+    reference_arrays.write_fold(str(path), splits, vocabulary, embedding,
+                                {"label_names": list(LABEL_NAMES)})
+    return str(path)
+
+
+def tiny_model_kwargs(vocab_size=30):
+    """Small, fast model arguments for every Yoon model."""
+    return dict(vocab_size=vocab_size, embedding_dim=8, audio_units=6,
+                text_units=5, audio_keep_prob=1.0, text_keep_prob=1.0,
+                seed=3)
