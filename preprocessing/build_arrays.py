@@ -1,0 +1,558 @@
+"""Raw corpus → reference fold folders (the arrays `train.py` reads).
+
+    python -m preprocessing.build_arrays --corpus=iemocap \\
+        --corpus_dir=/data/IEMOCAP_full_release --output_dir=data/iemocap \\
+        --split=random5 --glove=glove.840B.300d.txt
+
+    python -m preprocessing.build_arrays --corpus=manifest \\
+        --manifest=demo_data/metadata.tsv --output_dir=data/demo --split=speaker
+
+Steps: read the corpus (IEMOCAP release layout or a CSV/TSV manifest), extract
+MFCC-E-D-A and prosody in parallel (`audio_features`), tokenise
+(`text_features`), split (`splits`), then per fold: vocabulary (training
+split only, sorted, by default; `--vocabulary=all` builds it over all data as
+the original did, `--vocabulary_file` reuses a released `dic.pkl`), ids
+padded to 128, GloVe or random embedding (`glove`), and the fold folder
+written atomically by `reference_arrays.write_fold`, with a `manifest.json`
+(feature parameters, label names, split policy and seeds, counts per class
+and split, vocabulary size, embedding coverage, utterance ids per split) and
+the original's `<fold>.txt` (train/dev/test row indices, one line each).
+
+`<output_dir>/manifest.json` summarises the build and stores a hash of the
+inputs (corpus rows, file sizes and times, GloVe file) and parameters; a
+rerun with the same hash and complete fold folders does nothing (`--force`
+rebuilds). `--features=opensmile` computes the features with the original's
+openSMILE configs instead (needs the optional `opensmile` package).
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from preprocessing import audio_features
+from preprocessing import glove
+from preprocessing import iemocap
+from preprocessing import manifest_corpus
+from preprocessing import reference_arrays
+from preprocessing import splits as splits_lib
+from preprocessing import text_features
+
+# Bump when the arrays written for the same inputs would change.
+BUILD_VERSION = 1
+CORPORA = ("iemocap", "manifest")
+VOCABULARY_POLICIES = ("train", "all")
+MAX_LISTED_PROBLEMS = 1000
+ORIGINAL_IEMOCAP_SIZE = 5531
+
+
+@dataclasses.dataclass
+class BuildConfig:
+    """Everything a build depends on (see the module docstring).
+
+    Attributes:
+        corpus: `"iemocap"` or `"manifest"`.
+        output_dir: str. Gets one folder per fold plus `manifest.json`.
+        corpus_dir: str. IEMOCAP release folder (corpus `iemocap`).
+        manifest: str. CSV/TSV manifest (corpus `manifest`).
+        split: one of `splits.POLICIES`.
+        features: `"numpy"` or `"opensmile"` (the original's configs; needs
+            the optional opensmile package).
+        glove: str or None. GloVe text file; None = random embedding.
+        embedding_dim: int or None. None = GloVe's size, or 300.
+        embedding_seed: int. Seed of the random embedding rows.
+        split_seed: int. Seed for `loso` (random dev) and `speaker` splits.
+        loso_dev: `"random"` or `"next_session"`.
+        dev_fraction: float. Dev share for `loso_dev="random"`.
+        num_folds: int. Folds for the `speaker` split.
+        dev_speakers: int. Dev speakers per `speaker` fold.
+        vocabulary: `"train"` (per fold, train split only) or `"all"`.
+        vocabulary_file: str or None. A `dic.pkl` to reuse instead.
+        min_count: int. Rarer tokens map to `_UNK_`.
+        label_map: dict raw label → class id (-1 = drop) or None (default).
+        label_names: tuple of str.
+        colon_truncation: bool. IEMOCAP transcript bug (yoon_spec §8.13).
+        sessions: tuple of int or None. IEMOCAP sessions to read.
+        on_bad_row: `"skip"` or `"raise"`.
+        num_workers: int. Feature-extraction processes.
+        force: bool. Rebuild even when up to date.
+        progress: bool. Progress line while extracting.
+    """
+
+    corpus: str
+    output_dir: str
+    corpus_dir: str = None
+    manifest: str = None
+    split: str = "random5"
+    features: str = "numpy"
+    glove: str = None
+    embedding_dim: int = None
+    embedding_seed: int = 0
+    split_seed: int = 0
+    loso_dev: str = "random"
+    dev_fraction: float = 0.1
+    num_folds: int = 5
+    dev_speakers: int = 1
+    vocabulary: str = "train"
+    vocabulary_file: str = None
+    min_count: int = 1
+    label_map: dict = None
+    label_names: tuple = reference_arrays.LABEL_NAMES
+    colon_truncation: bool = False
+    sessions: tuple = None
+    on_bad_row: str = "skip"
+    num_workers: int = 2
+    force: bool = False
+    progress: bool = True
+
+    def validate(self):
+        """Raises ValueError for inconsistent settings."""
+        if self.corpus not in CORPORA:
+            raise ValueError(f"corpus={self.corpus!r}: expected one of "
+                             f"{CORPORA}.")
+        if self.corpus == "iemocap" and not self.corpus_dir:
+            raise ValueError("corpus=iemocap needs corpus_dir (the folder "
+                             "holding Session1..5).")
+        if self.corpus == "manifest" and not self.manifest:
+            raise ValueError("corpus=manifest needs manifest (a CSV/TSV "
+                             "file).")
+        if self.split not in splits_lib.POLICIES:
+            raise ValueError(f"split={self.split!r}: expected one of "
+                             f"{splits_lib.POLICIES}.")
+        if self.features not in audio_features.BACKENDS:
+            raise ValueError(f"features={self.features!r}: expected one of "
+                             f"{audio_features.BACKENDS}.")
+        if self.vocabulary not in VOCABULARY_POLICIES:
+            raise ValueError(f"vocabulary={self.vocabulary!r}: expected one "
+                             f"of {VOCABULARY_POLICIES}.")
+        if self.on_bad_row not in manifest_corpus.BAD_ROW_POLICIES:
+            raise ValueError(f"on_bad_row={self.on_bad_row!r}: expected one "
+                             f"of {manifest_corpus.BAD_ROW_POLICIES}.")
+        if not self.output_dir:
+            raise ValueError("output_dir is required.")
+
+    def hashed_parameters(self):
+        """The settings that change the output (not workers/progress/force)."""
+        skip = {"output_dir", "num_workers", "force", "progress"}
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+def read_corpus(config):
+    """Reads the configured corpus into a `manifest_corpus.Corpus`."""
+    if config.corpus == "iemocap":
+        label_map = config.label_map
+        if label_map is not None:
+            label_map = {k.lower(): v for k, v in label_map.items()}
+        return iemocap.read_iemocap(
+            config.corpus_dir, label_map=label_map,
+            label_names=config.label_names,
+            colon_truncation=config.colon_truncation,
+            sessions=config.sessions, on_bad_row=config.on_bad_row)
+    return manifest_corpus.read_manifest(
+        config.manifest, label_map=config.label_map,
+        label_names=config.label_names, on_bad_row=config.on_bad_row)
+
+
+def _file_stamp(path):
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def build_hash(config, corpus):
+    """sha256 of the parameters, code version and every input file's stamp."""
+    digest = hashlib.sha256()
+    header = {"version": BUILD_VERSION,
+              "features": _feature_info(config),
+              "parameters": config.hashed_parameters(),
+              "problems": corpus.problems}
+    for path in (config.glove, config.vocabulary_file):
+        if path:
+            header[path] = _file_stamp(path) if os.path.exists(path) else None
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for e in corpus.examples:
+        row = [e.id, e.transcript, e.label, e.raw_label, e.speaker,
+               e.session] + _file_stamp(e.wav_path)
+        digest.update(json.dumps(row, default=str).encode())
+    return digest.hexdigest()
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_up_to_date(output_dir, digest):
+    """True if `output_dir` holds a complete build with this hash."""
+    summary = _read_json(os.path.join(output_dir,
+                                      reference_arrays.MANIFEST_NAME))
+    if not summary or summary.get("build_hash") != digest:
+        return False
+    for name in summary.get("folds", {}):
+        fold_dir = os.path.join(output_dir, name)
+        fold = _read_json(os.path.join(fold_dir,
+                                       reference_arrays.MANIFEST_NAME))
+        if not fold or fold.get("build_hash") != digest:
+            return False
+        if not os.path.isfile(os.path.join(fold_dir, name + ".txt")):
+            return False
+    return bool(summary.get("folds"))
+
+
+def _atomic_write_text(path, text):
+    """Writes `text` to `path` via a temporary file in the same folder."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp_path, path)
+    except BaseException:
+        os.unlink(tmp_path)
+        raise
+
+
+def _class_counts(labels, label_names):
+    counts = np.bincount(labels, minlength=len(label_names))
+    return {name: int(counts[i]) for i, name in enumerate(label_names)}
+
+
+def _vocabulary_for(config, tokens, train_rows, fixed_vocabulary):
+    if fixed_vocabulary is not None:
+        return fixed_vocabulary
+    rows = train_rows if config.vocabulary == "train" else range(len(tokens))
+    return text_features.build_vocabulary([tokens[i] for i in rows],
+                                          min_count=config.min_count)
+
+
+def build(config, log=None):
+    """Runs the whole build (or nothing if it is up to date).
+
+    Args:
+        config: `BuildConfig`.
+        log: callable(str) or None (stderr).
+
+    Returns:
+        dict, the contents of `<output_dir>/manifest.json` plus
+        `"skipped": bool`.
+
+    Raises:
+        DataError: corpus problems (see the readers), empty splits.
+        ValueError: bad settings.
+    """
+    log = log or (lambda message: print(message, file=sys.stderr))
+    config.validate()
+    corpus = read_corpus(config)
+    for problem in corpus.problems[:20]:
+        log(f"[build_arrays] skipped: {problem}")
+    if len(corpus.problems) > 20:
+        log(f"[build_arrays] ... {len(corpus.problems) - 20} more skipped "
+            "rows (listed in manifest.json)")
+    if not corpus.examples:
+        raise reference_arrays.DataError(
+            f"{corpus.source}: no usable examples ({len(corpus.problems)} "
+            f"bad rows, dropped labels {corpus.dropped}).")
+    digest = build_hash(config, corpus)
+    summary_path = os.path.join(config.output_dir,
+                                reference_arrays.MANIFEST_NAME)
+    if not config.force and is_up_to_date(config.output_dir, digest):
+        log(f"[build_arrays] {config.output_dir}: up to date (hash "
+            f"{digest[:12]}), nothing to do; --force rebuilds.")
+        summary = _read_json(summary_path)
+        summary["skipped"] = True
+        return summary
+
+    log(f"[build_arrays] {len(corpus.examples)} examples from "
+        f"{corpus.source}; extracting features with {config.num_workers} "
+        "workers")
+    features = audio_features.extract_many(
+        [e.wav_path for e in corpus.examples], num_workers=config.num_workers,
+        progress=config.progress, on_error="return",
+        backend=config.features)
+    examples, kept_features, problems = [], [], list(corpus.problems)
+    for example, result in zip(corpus.examples, features):
+        if isinstance(result, Exception):
+            message = f"{example.source}: {result}"
+            if config.on_bad_row == "raise":
+                raise reference_arrays.DataError(message)
+            log(f"[build_arrays] skipped: {message}")
+            problems.append(message)
+            continue
+        examples.append(example)
+        kept_features.append(result)
+    if not examples:
+        raise reference_arrays.DataError(
+            f"{corpus.source}: no example has readable audio.")
+    mfcc, seq_len = audio_features.pad_frames(
+        [f[0] for f in kept_features], reference_arrays.MFCC_FRAMES)
+    prosody = np.stack([f[1] for f in kept_features]).astype(np.float32)
+    del kept_features, features
+    labels = np.array([e.label for e in examples], dtype=np.int32)
+    tokens = [text_features.tokenize(e.transcript) for e in examples]
+
+    if (config.corpus == "iemocap" and config.split == "random5"
+            and len(examples) != ORIGINAL_IEMOCAP_SIZE):
+        log(f"[build_arrays] note: the original's random folds were drawn "
+            f"over {ORIGINAL_IEMOCAP_SIZE} utterances; with "
+            f"{len(examples)} the same algorithm gives different folds.")
+    folds, policy = splits_lib.make_splits(
+        config.split, len(examples),
+        speakers=[e.speaker for e in examples],
+        sessions=[e.session for e in examples], seed=config.split_seed,
+        **_split_options(config))
+
+    fixed_vocabulary = None
+    if config.vocabulary_file:
+        fixed_vocabulary = reference_arrays.load_vocabulary(
+            config.vocabulary_file)
+    vectors, glove_dim, glove_lines = {}, config.embedding_dim, None
+    if config.glove:
+        words = {t for ts in tokens for t in ts}
+        if fixed_vocabulary is not None:
+            words |= set(fixed_vocabulary)
+        log(f"[build_arrays] reading GloVe vectors from {config.glove}")
+        vectors, glove_dim, glove_lines = glove.read_vectors(
+            config.glove, words, config.embedding_dim)
+    embedding_dim = glove_dim or glove.DEFAULT_DIM
+
+    corpus_info = {
+        "type": config.corpus, "source": os.path.abspath(corpus.source),
+        "num_examples": len(examples),
+        "raw_label_counts": corpus.raw_label_counts,
+        "dropped_labels": corpus.dropped,
+        "num_skipped_rows": len(problems),
+        "class_counts": _class_counts(labels, config.label_names),
+        "colon_truncation": config.colon_truncation,
+    }
+    text_info = {
+        "tokenizer": "nltk NLTKWordTokenizer (no punkt data), lowercased",
+        "text_length": reference_arrays.TEXT_LENGTH,
+        "vocabulary": ("file " + os.path.abspath(config.vocabulary_file)
+                       if fixed_vocabulary is not None else
+                       config.vocabulary + " (sorted)"),
+        "min_count": config.min_count,
+        "num_truncated": int(sum(len(t) > reference_arrays.TEXT_LENGTH
+                                 for t in tokens)),
+    }
+    summary = {
+        "created_by": "preprocessing.build_arrays",
+        "build_version": BUILD_VERSION,
+        "build_hash": digest,
+        "parameters": config.hashed_parameters(),
+        "label_names": list(config.label_names),
+        "features": _feature_info(config),
+        "corpus": corpus_info,
+        "text": text_info,
+        "split": policy,
+        "glove": {"source": config.glove, "lines_read": glove_lines,
+                  "dim": embedding_dim},
+        "skipped_rows": problems[:MAX_LISTED_PROBLEMS],
+        "folds": {},
+    }
+    os.makedirs(config.output_dir, exist_ok=True)
+    for name, rows in folds:
+        for split_name in reference_arrays.SPLITS:
+            if len(rows[split_name]) == 0:
+                raise reference_arrays.DataError(
+                    f"{config.output_dir}/{name}: the {split_name} split is "
+                    f"empty ({len(examples)} examples, split "
+                    f"{config.split}); use a larger corpus or another "
+                    "--split.")
+        vocabulary = _vocabulary_for(config, tokens, rows["train"],
+                                     fixed_vocabulary)
+        text_ids = text_features.encode(tokens, vocabulary,
+                                        reference_arrays.TEXT_LENGTH)
+        embedding, report = glove.build_embedding(
+            vocabulary, vectors, embedding_dim, seed=config.embedding_seed,
+            source=config.glove)
+        fold_splits = {
+            split_name: reference_arrays.Split(
+                mfcc=mfcc[index], seq_len=seq_len[index],
+                prosody=prosody[index], text_ids=text_ids[index],
+                label=labels[index])
+            for split_name, index in rows.items()}
+        counts = {split_name: _class_counts(labels[index],
+                                            config.label_names)
+                  for split_name, index in rows.items()}
+        unknown = {split_name: int(np.sum(
+            text_ids[index] == text_features.UNK_ID))
+            for split_name, index in rows.items()}
+        fold_manifest = {
+            **{k: summary[k] for k in ("created_by", "build_version",
+                                       "build_hash", "label_names",
+                                       "features", "corpus", "split")},
+            "fold": name,
+            "text": {**text_info, "vocabulary_size": len(vocabulary),
+                     "unknown_tokens": unknown},
+            "embedding": report,
+            "counts": counts,
+            "sizes": {k: int(len(v)) for k, v in rows.items()},
+            "split_ids": {k: [examples[i].id for i in v]
+                          for k, v in rows.items()},
+        }
+        fold_dir = os.path.join(config.output_dir, name)
+        reference_arrays.write_fold(fold_dir, fold_splits, vocabulary,
+                                    embedding, fold_manifest, overwrite=True)
+        _atomic_write_text(
+            os.path.join(fold_dir, name + ".txt"),
+            "".join(" ".join(str(i) for i in rows[s]) + "\n"
+                    for s in reference_arrays.SPLITS))
+        summary["folds"][name] = {
+            "sizes": fold_manifest["sizes"], "counts": counts,
+            "vocabulary_size": len(vocabulary),
+            "embedding_coverage": report["coverage"],
+            "embedding": report["message"]}
+        log(f"[build_arrays] wrote {fold_dir}: " + ", ".join(
+            f"{k} {len(v)}" for k, v in rows.items())
+            + f"; vocabulary {len(vocabulary)}; {report['message']}")
+    _remove_stale_folds(config.output_dir, summary["folds"], log)
+    _atomic_write_text(summary_path,
+                       json.dumps(summary, indent=2, sort_keys=True))
+    summary["skipped"] = False
+    return summary
+
+
+def _feature_info(config):
+    if config.features == "opensmile":
+        return {"backend": "opensmile",
+                "mfcc": "original modified_MFCC12_E_D_A.conf",
+                "prosody": "original modified_prosodyShsViterbiLoudness.conf",
+                "sample_rate": audio_features.SAMPLE_RATE,
+                "max_frames": audio_features.MAX_FRAMES,
+                "prosody_names": list(audio_features.PROSODY_NAMES)}
+    return {**audio_features.feature_parameters(), "backend": "numpy",
+            "prosody_names": list(audio_features.PROSODY_NAMES)}
+
+
+def _split_options(config):
+    if config.split == "loso":
+        return {"dev": config.loso_dev, "dev_fraction": config.dev_fraction}
+    if config.split == "speaker":
+        return {"num_folds": config.num_folds,
+                "dev_speakers": config.dev_speakers}
+    return {}
+
+
+def _remove_stale_folds(output_dir, folds, log):
+    """Deletes fold folders that an earlier build here wrote, if not current.
+
+    Only folders listed in the previous `manifest.json` are touched.
+    """
+    previous = _read_json(os.path.join(output_dir,
+                                       reference_arrays.MANIFEST_NAME))
+    for name in (previous or {}).get("folds", {}):
+        # A plain folder name only: never follow a path out of output_dir.
+        if name in folds or name in ("", ".", "..") or os.sep in name or (
+                os.altsep and os.altsep in name):
+            continue
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            log(f"[build_arrays] removing stale fold {path}")
+            shutil.rmtree(path)
+
+
+def _define_flags():
+    from absl import flags
+    flags.DEFINE_enum("corpus", None, list(CORPORA), "Corpus layout.")
+    flags.DEFINE_string("corpus_dir", None,
+                        "IEMOCAP release folder (holding Session1..5).")
+    flags.DEFINE_string("manifest", None, "CSV/TSV manifest (wav, "
+                        "transcript, label, speaker[, session, id]).")
+    flags.DEFINE_string("output_dir", None, "Where fold folders go.")
+    flags.DEFINE_enum("split", "random5", list(splits_lib.POLICIES),
+                      "random5 = the original's 5 random folds; loso = "
+                      "leave one session out; speaker = speaker folds.")
+    flags.DEFINE_enum("features", "numpy", list(audio_features.BACKENDS),
+                      "numpy = this toolkit's MFCC/prosody; opensmile = "
+                      "the original's openSMILE configs (pip install "
+                      "opensmile).")
+    flags.DEFINE_string("glove", None, "GloVe text file (any dim); none = "
+                        "random embedding.")
+    flags.DEFINE_integer("embedding_dim", None, "Embedding size (default: "
+                         "GloVe's, else 300).")
+    flags.DEFINE_integer("embedding_seed", 0, "Seed of random rows.")
+    flags.DEFINE_integer("split_seed", 0, "Seed for loso/speaker splits "
+                         "(random5 uses the original's 337/3372).")
+    flags.DEFINE_enum("loso_dev", "random", ["random", "next_session"],
+                      "Dev set of a loso fold.")
+    flags.DEFINE_float("dev_fraction", 0.1, "Dev share for loso_dev=random.")
+    flags.DEFINE_integer("num_folds", 5, "Folds for split=speaker.")
+    flags.DEFINE_integer("dev_speakers", 1, "Dev speakers per speaker fold.")
+    flags.DEFINE_enum("vocabulary", "train", list(VOCABULARY_POLICIES),
+                      "train = per fold from its train split (sorted); all "
+                      "= over all data, as the original.")
+    flags.DEFINE_string("vocabulary_file", None,
+                        "Reuse this dic.pkl (e.g. the released one).")
+    flags.DEFINE_integer("min_count", 1, "Rarer tokens map to _UNK_.")
+    flags.DEFINE_string("label_map", None, "raw:id,... e.g. "
+                        "'ang:0,hap:1,exc:1,sad:2,neu:3' (-1 drops).")
+    flags.DEFINE_list("label_names", list(reference_arrays.LABEL_NAMES),
+                      "Class names by id.")
+    flags.DEFINE_bool("colon_truncation", False, "IEMOCAP: keep only text "
+                      "between the 1st and 2nd colon (original's bug).")
+    flags.DEFINE_list("sessions", None, "IEMOCAP sessions to read, e.g. "
+                      "1,2.")
+    flags.DEFINE_enum("on_bad_row", "skip", ["skip", "raise"],
+                      "Bad corpus rows: skip (counted) or stop.")
+    flags.DEFINE_integer("num_workers", 2, "Feature extraction processes.")
+    flags.DEFINE_bool("force", False, "Rebuild even if up to date.")
+    flags.DEFINE_bool("progress", True, "Show a progress line.")
+    flags.mark_flags_as_required(["corpus", "output_dir"])
+    return flags.FLAGS
+
+
+def config_from_flags(flag_values):
+    """`BuildConfig` from parsed absl flags (only the CLI calls this)."""
+    label_names = tuple(flag_values.label_names)
+    label_map = (manifest_corpus.parse_label_map(flag_values.label_map,
+                                                 label_names)
+                 if flag_values.label_map else None)
+    return BuildConfig(
+        corpus=flag_values.corpus, output_dir=flag_values.output_dir,
+        corpus_dir=flag_values.corpus_dir, manifest=flag_values.manifest,
+        split=flag_values.split, features=flag_values.features,
+        glove=flag_values.glove,
+        embedding_dim=flag_values.embedding_dim,
+        embedding_seed=flag_values.embedding_seed,
+        split_seed=flag_values.split_seed, loso_dev=flag_values.loso_dev,
+        dev_fraction=flag_values.dev_fraction,
+        num_folds=flag_values.num_folds,
+        dev_speakers=flag_values.dev_speakers,
+        vocabulary=flag_values.vocabulary,
+        vocabulary_file=flag_values.vocabulary_file,
+        min_count=flag_values.min_count, label_map=label_map,
+        label_names=label_names,
+        colon_truncation=flag_values.colon_truncation,
+        sessions=(tuple(int(s) for s in flag_values.sessions)
+                  if flag_values.sessions else None),
+        on_bad_row=flag_values.on_bad_row,
+        num_workers=flag_values.num_workers, force=flag_values.force,
+        progress=flag_values.progress)
+
+
+def main(argv):
+    del argv  # Everything comes from flags.
+    from absl import app, flags
+    try:
+        summary = build(config_from_flags(flags.FLAGS))
+    except reference_arrays.DataError as error:
+        sys.exit(f"build_arrays: {error}")
+    except ValueError as error:  # Inconsistent flags.
+        raise app.UsageError(str(error)) from error
+    if not summary["skipped"]:
+        print(json.dumps({name: fold["sizes"]
+                          for name, fold in summary["folds"].items()}))
+
+
+if __name__ == "__main__":
+    from absl import app
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,297 @@
+"""A generic corpus: a CSV/TSV manifest of (wav, transcript, label, speaker).
+
+Any corpus (RAVDESS, MSP-IMPROV, one's own recordings) becomes usable by
+writing one table with a header row. Recognised columns (case-insensitive;
+the first alias present wins):
+
+| column     | aliases                              | required |
+|------------|--------------------------------------|----------|
+| wav        | wav, wav_path, path, audio, file     | yes      |
+| transcript | transcript, text, transcription      | yes      |
+| label      | label, emotion, class                | yes      |
+| speaker    | speaker, speaker_id                  | yes      |
+| session    | session                              | no       |
+| id         | id, utterance_id, utt_id             | no       |
+
+Relative wav paths are resolved against the manifest's own folder. Labels go
+through a label map (raw label → class id, or -1 to drop the row on
+purpose); the default map knows the IEMOCAP 4-class names in short and long
+form. A bad row (missing wav, unreadable or empty audio, unknown label,
+empty transcript, missing speaker) is reported as `file:line: problem` and
+either skipped and counted (`on_bad_row="skip"`) or fatal (`"raise"`).
+
+This module also defines `Example` and `Corpus`, the records every corpus
+reader (see `iemocap.py`) returns.
+"""
+
+import collections
+import csv
+import dataclasses
+import os
+
+import soundfile
+
+from preprocessing.reference_arrays import LABEL_NAMES, DataError
+
+COLUMN_ALIASES = {
+    "wav": ("wav", "wav_path", "path", "audio", "file"),
+    "transcript": ("transcript", "text", "transcription"),
+    "label": ("label", "emotion", "class"),
+    "speaker": ("speaker", "speaker_id"),
+    "session": ("session",),
+    "id": ("id", "utterance_id", "utt_id"),
+}
+REQUIRED_COLUMNS = ("wav", "transcript", "label", "speaker")
+
+# The original's 4 classes (excited merged into happy), by short and long
+# names. Raw labels are lowercased before lookup.
+DEFAULT_LABEL_MAP = {
+    "ang": 0, "angry": 0, "anger": 0,
+    "hap": 1, "happy": 1, "happiness": 1, "exc": 1, "excited": 1,
+    "sad": 2, "sadness": 2,
+    "neu": 3, "neutral": 3,
+}
+BAD_ROW_POLICIES = ("skip", "raise")
+
+
+@dataclasses.dataclass
+class Example:
+    """One utterance of a corpus.
+
+    Attributes:
+        id: str. Unique utterance id.
+        wav_path: str. Audio file.
+        transcript: str.
+        label: int. Class id 0..num_classes-1.
+        raw_label: str. The corpus's own label (e.g. `exc`).
+        speaker: str.
+        session: str or None. Recording session (for leave-one-session-out).
+        source: str. `file:line` it came from, for messages.
+    """
+
+    id: str
+    wav_path: str
+    transcript: str
+    label: int
+    raw_label: str
+    speaker: str
+    session: object = None
+    source: str = ""
+
+
+@dataclasses.dataclass
+class Corpus:
+    """Examples of a corpus plus what was dropped on the way.
+
+    Attributes:
+        examples: list of `Example`, in the corpus's canonical order.
+        label_names: tuple of str, indexed by class id.
+        problems: list of str, one `file:line: problem` per skipped bad row.
+        dropped: dict raw label → count of rows dropped on purpose (label
+            mapped to -1 or outside the class mapping).
+        raw_label_counts: dict raw label → count over all rows read.
+        source: str. What was read (a path).
+    """
+
+    examples: list
+    label_names: tuple
+    problems: list = dataclasses.field(default_factory=list)
+    dropped: dict = dataclasses.field(default_factory=dict)
+    raw_label_counts: dict = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    def class_counts(self):
+        """dict label name → number of examples."""
+        counts = collections.Counter(e.label for e in self.examples)
+        return {name: counts.get(i, 0)
+                for i, name in enumerate(self.label_names)}
+
+
+def parse_label_map(text, label_names=None):
+    """Parses `raw:id,raw:id,...` (or `raw:name`) into a label map.
+
+    Args:
+        text: str, e.g. `"ang:0,hap:1,exc:1,sad:2,neu:3,fru:-1"`; a value may
+            also be a class name from `label_names`.
+        label_names: sequence of str or None.
+
+    Returns:
+        dict lowercased raw label → int (-1 = drop).
+    """
+    label_map = {}
+    names = [n.lower() for n in (label_names or ())]
+    for entry in text.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        raw, sep, value = entry.rpartition(":")
+        if not sep or not raw.strip():
+            raise ValueError(f"label map entry {entry!r}: expected "
+                             "'raw_label:class_id'.")
+        value = value.strip()
+        if value.lower() in names:
+            class_id = names.index(value.lower())
+        else:
+            try:
+                class_id = int(value)
+            except ValueError:
+                raise ValueError(f"label map entry {entry!r}: expected an "
+                                 f"integer class id or one of {names}, found "
+                                 f"{value!r}.") from None
+        label_map[raw.strip().lower()] = class_id
+    if not label_map:
+        raise ValueError(f"label map {text!r}: no entries.")
+    return label_map
+
+
+def _check_label_map(label_map, label_names, source):
+    for raw, class_id in label_map.items():
+        if class_id != -1 and not 0 <= class_id < len(label_names):
+            raise ValueError(f"{source}: label map sends {raw!r} to "
+                             f"{class_id}, expected -1 (drop) or 0.."
+                             f"{len(label_names) - 1} ({len(label_names)} "
+                             "label names).")
+
+
+def _find_columns(header, path):
+    lowered = [h.strip().lower() for h in header]
+    columns = {}
+    for name, aliases in COLUMN_ALIASES.items():
+        for alias in aliases:
+            if alias in lowered:
+                columns[name] = lowered.index(alias)
+                break
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}:1: header must name the columns {list(REQUIRED_COLUMNS)}"
+            f" (optional: session, id); missing {missing}, found "
+            f"{[h.strip() for h in header]}.")
+    return columns
+
+
+def _delimiter(path, first_line):
+    if path.lower().endswith((".tsv", ".tab")):
+        return "\t"
+    if path.lower().endswith(".csv"):
+        return ","
+    return "\t" if first_line.count("\t") > first_line.count(",") else ","
+
+
+def audio_problem(path):
+    """Returns why an audio file cannot be used, or None if it looks fine.
+
+    Reads only the header (fast); decoding errors later still raise
+    `DataError` naming the file during feature extraction.
+    """
+    if not os.path.isfile(path):
+        return f"missing wav file {path}"
+    try:
+        info = soundfile.info(path)
+    except (RuntimeError, soundfile.LibsndfileError, TypeError,
+            ValueError) as error:
+        return f"unreadable audio {path} ({error})"
+    if info.frames <= 0:
+        return f"empty audio {path} (0 samples)"
+    return None
+
+
+def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
+                  on_bad_row="skip", check_audio=True):
+    """Reads a CSV/TSV manifest corpus.
+
+    Args:
+        path: str. The manifest (`.csv` comma, `.tsv` tab, else sniffed).
+        label_map: dict raw label → class id (-1 = drop), or None for
+            `DEFAULT_LABEL_MAP` (IEMOCAP 4 classes). Keys match lowercased.
+        label_names: sequence of str, the class names by id.
+        on_bad_row: `"skip"` (report and count) or `"raise"` (`DataError`).
+        check_audio: bool. Open each wav's header to catch unreadable files.
+
+    Returns:
+        `Corpus`, examples in file order.
+
+    Raises:
+        DataError: unreadable manifest, bad header, duplicate ids, or a bad
+            row with `on_bad_row="raise"`.
+    """
+    if on_bad_row not in BAD_ROW_POLICIES:
+        raise ValueError(f"on_bad_row={on_bad_row!r}: expected one of "
+                         f"{BAD_ROW_POLICIES}.")
+    label_names = tuple(label_names)
+    label_map = {k.lower(): v for k, v in (label_map or
+                                           DEFAULT_LABEL_MAP).items()}
+    _check_label_map(label_map, label_names, path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: missing manifest file.")
+    base_dir = os.path.dirname(os.path.abspath(path))
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        text = f.read()
+    lines = text.splitlines()
+    if not lines:
+        raise DataError(f"{path}: empty manifest (expected a header row).")
+    reader = csv.reader(lines, delimiter=_delimiter(path, lines[0]))
+    header = next(reader)
+    columns = _find_columns(header, path)
+    corpus = Corpus(examples=[], label_names=label_names, source=path)
+    raw_counts = collections.Counter()
+    dropped = collections.Counter()
+    seen_ids = {}
+
+    def bad(line_number, problem):
+        message = f"{path}:{line_number}: {problem}"
+        if on_bad_row == "raise":
+            raise DataError(message)
+        corpus.problems.append(message)
+
+    for row in reader:
+        line_number = reader.line_num
+        if not any(field.strip() for field in row):
+            continue
+        if len(row) < len(header):
+            bad(line_number, f"expected {len(header)} fields, found "
+                             f"{len(row)}")
+            continue
+        field = {name: row[index].strip() for name, index in columns.items()}
+        raw_label = field["label"]
+        raw_counts[raw_label] += 1
+        class_id = label_map.get(raw_label.lower())
+        if class_id is None:
+            bad(line_number, f"unknown label {raw_label!r} (label map "
+                             f"knows {sorted(label_map)})")
+            continue
+        if class_id == -1:
+            dropped[raw_label] += 1
+            continue
+        if not field["transcript"]:
+            bad(line_number, "empty transcript")
+            continue
+        if not field["speaker"]:
+            bad(line_number, "empty speaker")
+            continue
+        if not field["wav"]:
+            bad(line_number, "empty wav path")
+            continue
+        wav_path = os.path.normpath(os.path.join(base_dir, field["wav"]))
+        problem = audio_problem(wav_path) if check_audio else (
+            None if os.path.isfile(wav_path) else
+            f"missing wav file {wav_path}")
+        if problem:
+            bad(line_number, problem)
+            continue
+        example_id = field.get("id") or os.path.splitext(
+            os.path.basename(wav_path))[0]
+        if example_id in seen_ids:
+            raise DataError(f"{path}:{line_number}: duplicate utterance id "
+                            f"{example_id!r} (first on line "
+                            f"{seen_ids[example_id]}); add a unique id "
+                            "column.")
+        seen_ids[example_id] = line_number
+        corpus.examples.append(Example(
+            id=example_id, wav_path=wav_path, transcript=field["transcript"],
+            label=class_id, raw_label=raw_label, speaker=field["speaker"],
+            session=field.get("session") or None,
+            source=f"{path}:{line_number}"))
+    corpus.raw_label_counts = dict(sorted(raw_counts.items()))
+    corpus.dropped = dict(sorted(dropped.items()))
+    return corpus

@@ -1,0 +1,99 @@
+"""Tests for preprocessing/splits.py."""
+
+import numpy as np
+import pytest
+
+from preprocessing import splits
+
+# yoon_spec §1.3 / §1.2: fold sizes of the original for n = 5,531.
+ORIGINAL_SIZES = {
+    "audio_woZ_set01": (4445, 313, 773),
+    "audio_woZ_set02": (4374, 386, 771),
+    "audio_woZ_set03": (4399, 353, 779),
+    "audio_woZ_set04": (4432, 343, 756),
+    "audio_woZ_set05": (4474, 307, 750),
+}
+
+
+def _check_partition(fold, n):
+    joined = np.concatenate([fold["train"], fold["dev"], fold["test"]])
+    np.testing.assert_array_equal(np.sort(joined), np.arange(n))
+
+
+def test_random5_reproduces_original_fold_sizes():
+    folds, policy = splits.random5_folds(5531)
+    sizes = {name: (len(f["train"]), len(f["dev"]), len(f["test"]))
+             for name, f in folds}
+    assert sizes == ORIGINAL_SIZES
+    for _, fold in folds:
+        _check_partition(fold, 5531)
+    # Held-out sets partition the corpus; dev/test role is fold-independent.
+    held = np.concatenate([np.concatenate([f["dev"], f["test"]])
+                           for _, f in folds])
+    np.testing.assert_array_equal(np.sort(held), np.arange(5531))
+    assert policy["seeds"] == {"fold": 337, "dev": 3372}
+    assert policy["speaker_independent"] is False
+
+
+def test_random5_prefix_stable():
+    # Each index's draws depend only on its position: a prefix corpus keeps
+    # the same assignments.
+    big, _ = splits.random5_folds(200)
+    small, _ = splits.random5_folds(100)
+    for (_, b), (_, s) in zip(big, small):
+        for key in ("train", "dev", "test"):
+            np.testing.assert_array_equal(b[key][b[key] < 100], s[key])
+
+
+def test_leave_one_session_out():
+    sessions = ["s1"] * 20 + ["s2"] * 30 + ["s3"] * 25
+    folds, policy = splits.leave_one_session_out(sessions, dev_fraction=0.2,
+                                                 seed=3)
+    assert [name for name, _ in folds] == ["loso_s1", "loso_s2", "loso_s3"]
+    sessions = np.array(sessions)
+    for (name, fold), held in zip(folds, ("s1", "s2", "s3")):
+        _check_partition(fold, len(sessions))
+        assert set(sessions[fold["test"]]) == {held}
+        assert held not in set(sessions[fold["train"]])
+        assert held not in set(sessions[fold["dev"]])
+        assert 0 < len(fold["dev"]) < len(fold["train"])
+    again, _ = splits.leave_one_session_out(list(sessions), dev_fraction=0.2,
+                                            seed=3)
+    for (_, a), (_, b) in zip(folds, again):
+        np.testing.assert_array_equal(a["dev"], b["dev"])
+    assert policy["seeds"] == {"dev": 3}
+    folds, policy = splits.leave_one_session_out(list(sessions),
+                                                 dev="next_session")
+    assert set(sessions[folds[2][1]["dev"]]) == {"s1"}
+    assert policy["speaker_independent"] is True
+    with pytest.raises(ValueError, match="`session` column"):
+        splits.leave_one_session_out(["s1", None])
+    with pytest.raises(ValueError, match="at least 2 sessions"):
+        splits.leave_one_session_out(["s1", "s1"])
+
+
+def test_speaker_folds_are_speaker_disjoint():
+    speakers = np.array([f"spk{i % 7}" for i in range(70)])
+    folds, policy = splits.speaker_folds(speakers, num_folds=3,
+                                         dev_speakers=2, seed=5)
+    tested = []
+    for (name, fold), described in zip(folds, policy["folds"]):
+        _check_partition(fold, len(speakers))
+        sets = {k: set(speakers[v]) for k, v in fold.items()}
+        assert not sets["train"] & sets["test"]
+        assert not sets["train"] & sets["dev"]
+        assert not sets["dev"] & sets["test"]
+        assert sets["test"] == set(described["test"])
+        assert len(sets["dev"]) == 2
+        tested += described["test"]
+    assert sorted(tested) == sorted(set(speakers))
+    assert policy["seeds"] == {"speakers": 5}
+    with pytest.raises(ValueError, match="num_folds"):
+        splits.speaker_folds(["a", "b"], num_folds=3)
+
+
+def test_make_splits_dispatch():
+    folds, policy = splits.make_splits("random5", 30)
+    assert len(folds) == 5 and policy["policy"] == "random5"
+    with pytest.raises(ValueError, match="expected one of"):
+        splits.make_splits("kfold", 30)
