@@ -271,7 +271,7 @@ class Trainer:
         dev = strategy.experimental_distribute_dataset(dev_dataset)
         test = strategy.experimental_distribute_dataset(test_dataset)
         iterator = iter(train_data)
-        train_step = self._train_function()
+        train_step = self._last_train_step = self._train_function()
         writer = tf.summary.create_file_writer(
             self._writable(TENSORBOARD_DIR))
         started = time.time()
@@ -289,12 +289,14 @@ class Trainer:
         writer.flush()
         train_seconds = time.time() - started
         self.log(f"Total steps : {step}")
+        # Save the current state first: a later resume must continue from
+        # these weights, not from the best ones restored below.
+        self.manager.save(checkpoint_number=step)
         if self.best_manager.latest_checkpoint:
             tf.train.Checkpoint(model=self.model).restore(
                 self.best_manager.latest_checkpoint).expect_partial()
         final_dev = self.evaluate(dev)
         final_test = self.evaluate(test)
-        self.manager.save(checkpoint_number=step)
         return TrainResult(
             steps=step, best_step=int(self.best_step.numpy()),
             best_dev_loss=float(self.best_dev_loss.numpy()),

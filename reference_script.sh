@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The original's four reference runs (ARE, TRE, MDRE, MDREA), then a table.
+#
+#   bash reference_script.sh                 # demo corpus (made on first use)
+#   bash reference_script.sh path/to/audio_woZ_set01   # a real fold folder
+#   bash reference_script.sh --short         # a few steps per model (CI)
+#
+# On a real fold folder every setting is the reference one (batch 128,
+# lr 0.001, 10,000 steps max, GRU 200, keep 0.7 audio / 0.3 text, GloVe).
+# The demo corpus is ~10x smaller than IEMOCAP, so there it uses batch 32
+# (validation every 7 steps instead of 1) and standardised audio features;
+# see README.md. Each run appends a line to TEST_run_result.txt and writes a
+# SavedModel under runs/<stamp>/<model>/saved_model.
+set -euo pipefail
+cd "$(dirname "$0")"
+source tools/setup_env.sh
+
+data_dir=""
+short=0
+for arg in "$@"; do
+  case "$arg" in
+    --short) short=1 ;;
+    -*) echo "unknown option $arg" >&2; exit 2 ;;
+    *) data_dir="$arg" ;;
+  esac
+done
+
+extra=()
+if [ -z "$data_dir" ]; then
+  data_dir=demo_data/demo_set01
+  if [ ! -f "$data_dir/manifest.json" ]; then
+    python -m preprocessing.demo_corpus --output_dir=demo_data --overwrite
+  fi
+  extra+=(--batch_size=32 --normalize_audio)
+fi
+if [ "$short" = 1 ]; then
+  extra+=(--num_train_steps=6 --hidden_dim_audio=16 --hidden_dim_text=16)
+fi
+
+stamp="$(date +%Y%m%d-%H%M%S)"
+out="runs/$stamp"
+for model in ARE TRE MDRE MDREA; do
+  echo "=== $model"
+  start=$(date +%s)
+  python train.py --model="$model" --data_dir="$data_dir" \
+    --run_dir="$out/$model" --result_file=TEST_run_result.txt \
+    --lr=0.001 --num_train_steps=10000 \
+    --encoder_size_audio=750 --num_layer_audio=1 --hidden_dim_audio=200 \
+    --dr_audio=0.7 --num_layer_text=1 --hidden_dim_text=200 --dr_text=0.3 \
+    --use_glove "${extra[@]}"
+  echo "$model: $(( $(date +%s) - start )) s wall"
+done
+
+echo "=== TEST_run_result.txt (this invocation)"
+tail -n 4 TEST_run_result.txt
+python tools/results_table.py "$out"
