@@ -16,10 +16,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
-_RUN_DIR = flags.DEFINE_string("run_dir", None,
-                               "Run folder written by train.py.")
-_EXPORT_DIR = flags.DEFINE_string(
-    "export_dir", None, "Target folder (default: <run_dir>/saved_model).")
+
+def define_flags():
+    """Defines this binary's flags (only when it runs as a program)."""
+    flags.DEFINE_string("run_dir", None, "Run folder written by train.py.")
+    flags.DEFINE_string(
+        "export_dir", None, "Target folder (default: <run_dir>/saved_model)."
+    )
 
 
 def export(run_dir, export_dir=None):
@@ -29,18 +32,21 @@ def export(run_dir, export_dir=None):
 
     model, config = experiment.load_trained_model(run_dir)
     return export_lib.export_saved_model(
-        model, export_dir or os.path.join(run_dir, "saved_model"),
-        config["data"]["label_names"])
+        model,
+        export_dir or os.path.join(run_dir, "saved_model"),
+        config["data"]["label_names"],
+    )
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    print(export(_RUN_DIR.value, _EXPORT_DIR.value))
+    print(export(flags.FLAGS.run_dir, flags.FLAGS.export_dir))
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    define_flags()
     flags.mark_flags_as_required(["run_dir"])
     app.run(main)

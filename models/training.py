@@ -159,10 +159,14 @@ class Trainer:
         num_classes: int.
         label_names: sequence of str.
         log: callable(str). Progress lines.
+        optimizer_fn: callable (config, model) → optimizer with `build` and
+            `apply_gradients` (default: `make_optimizer(config)`, one Adam);
+            called inside the strategy scope, e.g. for separate learning
+            rates of a pretrained encoder and the head.
     """
 
     def __init__(self, build_model, strategy, run_dir, config, num_classes,
-                 label_names=None, log=print):
+                 label_names=None, log=print, optimizer_fn=None):
         self.strategy = strategy
         self.run_dir = run_dir
         self.config = config
@@ -172,7 +176,8 @@ class Trainer:
         self.is_chief = _is_chief(strategy)
         with strategy.scope():
             self.model = build_model()
-            self.optimizer = make_optimizer(config)
+            self.optimizer = (optimizer_fn(config, self.model)
+                              if optimizer_fn else make_optimizer(config))
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, name="step",
                                     trainable=False)

@@ -49,9 +49,9 @@ LABEL_NOISE = 0.06
 # Per class: pitch factor, pitch slope (octaves over the utterance),
 # amplitude, syllable seconds, pitch jitter.
 _AUDIO_STYLE = {
-    "angry": (1.12, -0.05, 0.40, 0.145, 0.035),
-    "happy": (1.14, 0.12, 0.36, 0.15, 0.025),
-    "sad": (0.92, -0.10, 0.24, 0.175, 0.012),
+    "angry": (1.17, -0.08, 0.45, 0.14, 0.045),
+    "happy": (1.20, 0.18, 0.38, 0.145, 0.028),
+    "sad": (0.90, -0.15, 0.23, 0.18, 0.012),
     "neutral": (1.00, 0.00, 0.30, 0.16, 0.015),
 }
 _CLASS_WORDS = {
@@ -75,10 +75,10 @@ def _utterance_text(rng, label_name):
     num_words = int(rng.integers(3, 9))
     words = list(rng.choice(_FILLERS, size=num_words))
     draw = rng.random()
-    if draw < 0.62:
+    if draw < 0.52:
         cues = rng.choice(_CLASS_WORDS[label_name],
                           size=int(rng.integers(1, 3)))
-    elif draw < 0.76:
+    elif draw < 0.66:
         other = rng.choice([n for n in LABEL_NAMES if n != label_name])
         cues = rng.choice(_CLASS_WORDS[other], size=1)
     else:
