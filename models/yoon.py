@@ -96,12 +96,34 @@ def _constructor_arguments(arguments):
             if key not in ("self", "name", "kwargs", "__class__")}
 
 
+def _multimodal_encoders(config):
+    """Inputs, e_A [B, 235] and the text GRU (outputs, state) of MDRE(A)."""
+    inputs = {**_audio_inputs(config["mfcc_dim"], config["prosody_dim"]),
+              **_text_inputs(config["text_length"])}
+    audio = _audio_branch(inputs, config["audio_units"],
+                          config["audio_layers"], config["audio_keep_prob"],
+                          config["seed"], config["audio_normalization"])
+    text_outputs, text_state = _text_branch(
+        inputs, config["vocab_size"], config["embedding_dim"],
+        config["embedding_trainable"], config["text_units"],
+        config["text_layers"], config["text_keep_prob"], config["seed"])
+    return inputs, audio, text_outputs, text_state
+
+
 def _seed(seed, offset):
     return None if seed is None else seed + offset
 
 
 class _YoonModel(keras.Model):
     """Functional model whose config is exactly its constructor arguments."""
+
+    def _build(self, inputs, features, config, name, kwargs):
+        """Adds the scalar-bias output layer and builds the graph."""
+        logits = layers.ScalarBiasDense(
+            config["num_classes"], seed=_seed(config["seed"], 1),
+            name="logits")(features)
+        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
+        self._config = config
 
     def get_config(self):
         return {"name": self.name, **self._config}
@@ -136,10 +158,7 @@ class ARE(_YoonModel):
         inputs = _audio_inputs(mfcc_dim, prosody_dim)
         audio = _audio_branch(inputs, audio_units, audio_layers,
                               audio_keep_prob, seed, audio_normalization)
-        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
-                                        name="logits")(audio)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._build(inputs, audio, config, name, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
@@ -167,10 +186,7 @@ class TRE(_YoonModel):
         _, state = _text_branch(inputs, vocab_size, embedding_dim,
                                 embedding_trainable, text_units, text_layers,
                                 text_keep_prob, seed)
-        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
-                                        name="logits")(state)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._build(inputs, state, config, name, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
@@ -190,13 +206,7 @@ class MDRE(_YoonModel):
                  mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
                  audio_normalization=None, seed=None, name="MDRE", **kwargs):
         config = _constructor_arguments(locals())
-        inputs = {**_audio_inputs(mfcc_dim, prosody_dim),
-                  **_text_inputs(text_length)}
-        audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed, audio_normalization)
-        _, text = _text_branch(inputs, vocab_size, embedding_dim,
-                               embedding_trainable, text_units, text_layers,
-                               text_keep_prob, seed)
+        inputs, audio, _, text = _multimodal_encoders(config)
         audio = layers.ScalarBiasDense(
             (audio_units + prosody_dim) // 2, seed=_seed(seed, 2),
             name="audio_projection")(audio)
@@ -204,10 +214,7 @@ class MDRE(_YoonModel):
             text_units // 2, seed=_seed(seed, 3),
             name="text_projection")(text)
         fused = keras.layers.Concatenate(name="fused")([audio, text])
-        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
-                                        name="logits")(fused)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._build(inputs, fused, config, name, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
@@ -230,20 +237,11 @@ class MDREA(_YoonModel):
                  mask_attention=True, audio_normalization=None, seed=None,
                  name="MDREA", **kwargs):
         config = _constructor_arguments(locals())
-        inputs = {**_audio_inputs(mfcc_dim, prosody_dim),
-                  **_text_inputs(text_length)}
-        audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed, audio_normalization)
-        text_outputs, _ = _text_branch(inputs, vocab_size, embedding_dim,
-                                       embedding_trainable, text_units,
-                                       text_layers, text_keep_prob, seed)
+        inputs, audio, text_outputs, _ = _multimodal_encoders(config)
         query = layers.ScalarBiasDense(text_units, seed=_seed(seed, 2),
                                        name="audio_query")(audio)
         context, _ = layers.LuongDotAttention(
             mask_attention=mask_attention, name="text_attention")(
                 [text_outputs, query, inputs["text_length"]])
         fused = keras.layers.Concatenate(name="fused")([context, query])
-        logits = layers.ScalarBiasDense(num_classes, seed=_seed(seed, 1),
-                                        name="logits")(fused)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._build(inputs, fused, config, name, kwargs)

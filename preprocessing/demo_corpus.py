@@ -30,12 +30,11 @@ Run: `python -m preprocessing.demo_corpus --output_dir=demo_data`.
 
 import csv
 import os
-import shutil
-import tempfile
 import wave
 
 import numpy as np
 
+from preprocessing import atomic_files
 from preprocessing import audio_features
 from preprocessing import reference_arrays
 from preprocessing import text_features
@@ -205,21 +204,9 @@ def generate(output_dir, num_utterances=1000, seed=0, embedding_dim=300,
     Returns:
         str. Path of the fold folder.
     """
-    if os.path.exists(output_dir) and not overwrite:
-        raise FileExistsError(f"{output_dir}: already exists (pass "
-                              "overwrite=True / --overwrite to replace it).")
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".tmp-demo-", dir=parent)
-    try:
+    with atomic_files.atomic_directory(output_dir, overwrite) as tmp_dir:
         _generate_into(tmp_dir, num_utterances, seed, embedding_dim,
                        num_workers, log)
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(tmp_dir, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     return os.path.join(output_dir, FOLD_NAME)
 
 

@@ -28,10 +28,10 @@ import dataclasses
 import json
 import os
 import pickle
-import shutil
-import tempfile
 
 import numpy as np
+
+from preprocessing import atomic_files
 
 SPLITS = ("train", "dev", "test")
 LABEL_NAMES = ("angry", "happy", "sad", "neutral")
@@ -163,7 +163,7 @@ def load_vocabulary(path):
 
 def save_vocabulary(vocabulary, path):
     """Writes `dic.pkl` as a protocol-0 pickle (readable by Python 2 and 3)."""
-    _atomic_write(path, lambda f: pickle.dump(dict(vocabulary), f,
+    atomic_files.atomic_write(path, lambda f: pickle.dump(dict(vocabulary), f,
                                               protocol=0), binary=True)
 
 
@@ -321,54 +321,33 @@ def write_fold(fold_dir, splits, vocabulary, embedding, manifest=None,
             entry is filled in from the splits' extra arrays.
         overwrite: bool. Replace an existing folder.
     """
-    fold_dir = os.path.normpath(fold_dir)
-    if os.path.exists(fold_dir) and not overwrite:
-        raise FileExistsError(f"{fold_dir}: already exists.")
-    parent = os.path.dirname(os.path.abspath(fold_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(fold_dir),
-                               dir=parent)
-    try:
-        manifest = dict(manifest or {})
-        extras = {}
-        for split_name, split in splits.items():
-            for name, (suffix, _, _, dtype) in CORE_ARRAYS.items():
-                np.save(os.path.join(tmp_dir, f"{split_name}_{suffix}.npy"),
-                        np.asarray(getattr(split, name), dtype=dtype))
-            for name, array in split.extras.items():
-                np.save(os.path.join(tmp_dir, f"{split_name}_{name}.npy"),
-                        array)
-                extras[name] = {"shape": list(array.shape[1:]),
-                                "dtype": str(array.dtype)}
-        if extras:
-            for name, spec in extras.items():
-                # Variable-size extras (padded to each split's own maximum)
-                # keep only their rank fixed.
-                sizes = {tuple(s.extras[name].shape[1:])
-                         for s in splits.values()}
-                if len(sizes) > 1:
-                    spec["shape"] = [None] * len(spec["shape"])
-            manifest["extras"] = {**manifest.get("extras", {}), **extras}
-        save_vocabulary(vocabulary, os.path.join(tmp_dir, VOCAB_NAME))
-        np.save(os.path.join(tmp_dir, EMBEDDING_NAME),
-                np.asarray(embedding, dtype=np.float32))
-        with open(os.path.join(tmp_dir, MANIFEST_NAME), "w") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
-        if os.path.exists(fold_dir):
-            shutil.rmtree(fold_dir)
-        os.replace(tmp_dir, fold_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+    with atomic_files.atomic_directory(fold_dir, overwrite) as tmp_dir:
+        _write_fold_files(tmp_dir, splits, vocabulary, embedding, manifest)
 
 
-def _atomic_write(path, write, binary=False):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp_path, path)
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
+def _write_fold_files(tmp_dir, splits, vocabulary, embedding, manifest):
+    manifest = dict(manifest or {})
+    extras = {}
+    for split_name, split in splits.items():
+        for name, (suffix, _, _, dtype) in CORE_ARRAYS.items():
+            np.save(os.path.join(tmp_dir, f"{split_name}_{suffix}.npy"),
+                    np.asarray(getattr(split, name), dtype=dtype))
+        for name, array in split.extras.items():
+            np.save(os.path.join(tmp_dir, f"{split_name}_{name}.npy"),
+                    array)
+            extras[name] = {"shape": list(array.shape[1:]),
+                            "dtype": str(array.dtype)}
+    if extras:
+        for name, spec in extras.items():
+            # Variable-size extras (padded to each split's own maximum)
+            # keep only their rank fixed.
+            sizes = {tuple(s.extras[name].shape[1:])
+                     for s in splits.values()}
+            if len(sizes) > 1:
+                spec["shape"] = [None] * len(spec["shape"])
+        manifest["extras"] = {**manifest.get("extras", {}), **extras}
+    save_vocabulary(vocabulary, os.path.join(tmp_dir, VOCAB_NAME))
+    np.save(os.path.join(tmp_dir, EMBEDDING_NAME),
+            np.asarray(embedding, dtype=np.float32))
+    with open(os.path.join(tmp_dir, MANIFEST_NAME), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)

@@ -48,3 +48,30 @@ def tiny_model_kwargs(vocab_size=30):
     return dict(vocab_size=vocab_size, embedding_dim=8, audio_units=6,
                 text_units=5, audio_keep_prob=1.0, text_keep_prob=1.0,
                 seed=3)
+
+
+def padded_batch(audio_lengths, text_lengths, frames=None, names=None,
+                 seed=0):
+    """A batch of model features with the given true lengths.
+
+    MFCC frames past each audio length and ids past each text length are 0,
+    as the pipeline delivers them. `frames` defaults to the longest audio
+    length; `names` keeps only those features (e.g. a model's input names).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(audio_lengths)
+    frames = frames or max(max(audio_lengths), 1)
+    mfcc = np.zeros((n, frames, 39), np.float32)
+    ids = np.zeros((n, 128), np.int32)
+    for i, (audio, text) in enumerate(zip(audio_lengths, text_lengths)):
+        mfcc[i, :audio] = rng.standard_normal((audio, 39))
+        ids[i, :text] = rng.integers(2, 30, text)
+    features = {"audio_mfcc": mfcc,
+                "audio_length": np.array(audio_lengths, np.int32),
+                "audio_prosody": rng.standard_normal((n, 35)).astype(
+                    np.float32),
+                "text_ids": ids,
+                "text_length": np.array(text_lengths, np.int32)}
+    if names is not None:
+        features = {name: features[name] for name in names}
+    return features

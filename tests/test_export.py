@@ -13,20 +13,6 @@ from tests import helpers
 LABELS = ("angry", "happy", "sad", "neutral")
 
 
-def _batch(lengths_audio, lengths_text, frames=9):
-    rng = np.random.default_rng(5)
-    n = len(lengths_audio)
-    mfcc = np.zeros((n, frames, 39), np.float32)
-    ids = np.zeros((n, 128), np.int32)
-    for i, (la, lt) in enumerate(zip(lengths_audio, lengths_text)):
-        mfcc[i, :la] = rng.standard_normal((la, 39))
-        ids[i, :lt] = rng.integers(2, 30, lt)
-    return {"audio_mfcc": mfcc,
-            "audio_length": np.array(lengths_audio, np.int32),
-            "audio_prosody": rng.standard_normal((n, 35)).astype(np.float32),
-            "text_ids": ids, "text_length": np.array(lengths_text, np.int32)}
-
-
 @pytest.mark.parametrize("name", ["ARE", "MDREA"])
 def test_round_trip_with_different_lengths(name, tmp_path):
     model = registry.build_model(name, **helpers.tiny_model_kwargs())
@@ -38,9 +24,8 @@ def test_round_trip_with_different_lengths(name, tmp_path):
     names = [t.name for t in model.inputs]
     assert sorted(serve.structured_input_signature[1]) == sorted(names)
     for audio_lengths in ([9, 4, 1], [4, 2, 3]):  # time is not fixed
-        batch = {k: v for k, v in _batch(audio_lengths, [5, 128, 1],
-                                         max(audio_lengths)).items()
-                 if k in names}
+        batch = helpers.padded_batch(audio_lengths, [5, 128, 1],
+                                     names=names, seed=5)
         served = serve(**{k: tf.constant(v) for k, v in batch.items()})
         expected = model(batch, training=False).numpy()
         np.testing.assert_allclose(served["logits"].numpy(), expected,

@@ -1,5 +1,6 @@
 """The four Yoon models: exact parameter counts, masking, attention, config."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -7,7 +8,6 @@ from models import layers
 from models import registry
 from tests import helpers
 
-import keras  # noqa: E402  (after models, which configures nothing global)
 
 
 def _count(model):
@@ -39,21 +39,9 @@ def test_unknown_model_lists_valid_ones():
         registry.build_model("ARE", hiden_units=3)
 
 
-def _batch(model, lengths_audio, lengths_text, frames=12, seed=0):
-    rng = np.random.default_rng(seed)
-    n = len(lengths_audio)
-    mfcc = np.zeros((n, frames, 39), np.float32)
-    ids = np.zeros((n, 128), np.int32)
-    for i, (la, lt) in enumerate(zip(lengths_audio, lengths_text)):
-        mfcc[i, :la] = rng.standard_normal((la, 39))
-        ids[i, :lt] = rng.integers(2, 30, lt)
-    features = {"audio_mfcc": mfcc,
-                "audio_length": np.array(lengths_audio, np.int32),
-                "audio_prosody": rng.standard_normal((n, 35)).astype(
-                    np.float32),
-                "text_ids": ids,
-                "text_length": np.array(lengths_text, np.int32)}
-    return {t.name: features[t.name] for t in model.inputs}
+def _batch(model, lengths_audio, lengths_text, frames=12):
+    return helpers.padded_batch(lengths_audio, lengths_text, frames,
+                                names=[t.name for t in model.inputs])
 
 
 @pytest.mark.parametrize("name", ["ARE", "TRE", "MDRE", "MDREA"])

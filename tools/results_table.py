@@ -7,7 +7,10 @@ import sys
 
 def main(root):
     rows = []
-    for name in sorted(os.listdir(root)):
+    order = ["ARE", "TRE", "MDRE", "MDREA"]
+    names = sorted(os.listdir(root),
+                   key=lambda n: (order.index(n) if n in order else 99, n))
+    for name in names:
         path = os.path.join(root, name, "metrics.json")
         if not os.path.exists(path):
             continue
