@@ -10,7 +10,9 @@
 # The demo corpus is ~10x smaller than IEMOCAP, so there it uses batch 32
 # (validation every 7 steps instead of 1) and standardised audio features;
 # see README.md. Each run appends a line to TEST_run_result.txt and writes a
-# SavedModel under runs/<stamp>/<model>/saved_model.
+# SavedModel under runs/<stamp>/<model>/saved_model. The environment
+# variables RUNS_DIR (default runs) and RESULT_FILE (default
+# TEST_run_result.txt) move them elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")"
 source tools/setup_env.sh
@@ -38,12 +40,13 @@ if [ "$short" = 1 ]; then
 fi
 
 stamp="$(date +%Y%m%d-%H%M%S)"
-out="runs/$stamp"
+out="${RUNS_DIR:-runs}/$stamp"
+result_file="${RESULT_FILE:-TEST_run_result.txt}"
 for model in ARE TRE MDRE MDREA; do
   echo "=== $model"
   start=$(date +%s)
   python train.py --model="$model" --data_dir="$data_dir" \
-    --run_dir="$out/$model" --result_file=TEST_run_result.txt \
+    --run_dir="$out/$model" --result_file="$result_file" \
     --lr=0.001 --num_train_steps=10000 \
     --encoder_size_audio=750 --num_layer_audio=1 --hidden_dim_audio=200 \
     --dr_audio=0.7 --num_layer_text=1 --hidden_dim_text=200 --dr_text=0.3 \
@@ -51,6 +54,6 @@ for model in ARE TRE MDRE MDREA; do
   echo "$model: $(( $(date +%s) - start )) s wall"
 done
 
-echo "=== TEST_run_result.txt (this invocation)"
-tail -n 4 TEST_run_result.txt
+echo "=== $result_file (this invocation)"
+tail -n 4 "$result_file"
 python tools/results_table.py "$out"

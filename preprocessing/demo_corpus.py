@@ -125,7 +125,7 @@ def _utterance_audio(rng, label_name, base_pitch, num_syllables):
     return np.clip(signal, -1.0, 1.0).astype(np.float32)
 
 
-def synthesize(num_utterances=1000, num_speakers=8, seed=0):
+def synthesize(num_utterances=1500, num_speakers=8, seed=0):
     """Generates the corpus in memory.
 
     Args:
@@ -187,7 +187,7 @@ def _waveform_matrix(waveforms):
     return matrix, lengths
 
 
-def generate(output_dir, num_utterances=1000, seed=0, embedding_dim=300,
+def generate(output_dir, num_utterances=1500, seed=0, embedding_dim=300,
              num_workers=2, overwrite=False, log=print):
     """Writes the demo corpus (wav + metadata.tsv) and its fold folder.
 
@@ -271,7 +271,7 @@ def main(argv=None):
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--num_utterances", type=int, default=1000)
+    parser.add_argument("--num_utterances", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_workers", type=int, default=2)
     parser.add_argument("--overwrite", action="store_true")

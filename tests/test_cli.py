@@ -96,3 +96,23 @@ def test_evaluate_errors_on_unfinished_run(tmp_path):
     import evaluate
     with pytest.raises(FileNotFoundError, match="config.json"):
         evaluate.evaluate(str(tmp_path))
+
+
+def test_reference_script_short_mode(fold_dir, tmp_path):
+    environment = dict(os.environ, RUNS_DIR=str(tmp_path / "runs"),
+                       RESULT_FILE=str(tmp_path / "TEST_run_result.txt"))
+    done = subprocess.run(
+        ["bash", os.path.join(ROOT, "reference_script.sh"), "--short",
+         fold_dir], capture_output=True, text=True, timeout=600,
+        env=environment)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(tmp_path / "TEST_run_result.txt") as f:
+        lines = f.read().splitlines()
+    prefixes = ["SE_prosody", "SE_nlp", "SE_multi_D", "SE_multi_attn"]
+    assert [line.split("\t")[2][:len(p)] for line, p in
+            zip(lines, prefixes)] == prefixes
+    assert "| MDREA |" in done.stdout
+    (stamp,) = os.listdir(tmp_path / "runs")
+    for model in ("ARE", "TRE", "MDRE", "MDREA"):
+        assert os.path.exists(tmp_path / "runs" / stamp / model /
+                              "saved_model" / "saved_model.pb")
