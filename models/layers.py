@@ -113,14 +113,18 @@ class TF1GRU(keras.layers.Layer):
         units: int. Hidden size H.
         input_keep_prob: float in (0, 1]. Keep probability on the inputs.
         output_keep_prob: float in (0, 1]. Keep probability on the outputs.
+        return_sequences: bool. False returns only the final state (which
+            output dropout never touches): the same result, without storing
+            the [B, T, H] outputs.
         seed: int or None. Seeds initialisers and dropout.
 
     Inputs: `(sequence [B, T, I] float, lengths [B] int)`.
-    Outputs: `(outputs [B, T, H], final_state [B, H])`.
+    Outputs: `(outputs [B, T, H], final_state [B, H])`, or `final_state`
+    alone with `return_sequences=False`.
     """
 
     def __init__(self, units, input_keep_prob=1.0, output_keep_prob=1.0,
-                 seed=None, **kwargs):
+                 return_sequences=True, seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("input_keep_prob", input_keep_prob),
                             ("output_keep_prob", output_keep_prob)):
@@ -131,9 +135,10 @@ class TF1GRU(keras.layers.Layer):
         self.units = units
         self.input_keep_prob = input_keep_prob
         self.output_keep_prob = output_keep_prob
+        self.return_sequences = return_sequences
         self.seed = seed
         self.gru = keras.layers.GRU(
-            units, reset_after=False, return_sequences=True,
+            units, reset_after=False, return_sequences=return_sequences,
             return_state=True, name="gru")
         self.input_dropout = keras.layers.Dropout(
             1.0 - input_keep_prob, seed=seed, name="input_dropout")
@@ -163,19 +168,24 @@ class TF1GRU(keras.layers.Layer):
         mask = sequence_mask(lengths, sequence)
         sequence = self.input_dropout(sequence, training=training)
         outputs, state = self.gru(sequence, mask=mask, training=training)
+        if not self.return_sequences:
+            return state
         outputs = outputs * tf.cast(mask, outputs.dtype)[:, :, None]
         outputs = self.output_dropout(outputs, training=training)
         return outputs, state
 
     def compute_output_shape(self, input_shape):
         sequence_shape = tuple(input_shape[0])
-        return (sequence_shape[:2] + (self.units,),
-                (sequence_shape[0], self.units))
+        state_shape = (sequence_shape[0], self.units)
+        if not self.return_sequences:
+            return state_shape
+        return sequence_shape[:2] + (self.units,), state_shape
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "input_keep_prob": self.input_keep_prob,
                 "output_keep_prob": self.output_keep_prob,
+                "return_sequences": self.return_sequences,
                 "seed": self.seed}
 
 
@@ -215,11 +225,14 @@ class LuongDotAttention(keras.layers.Layer):
 
     def call(self, inputs):
         sequence, query, lengths = inputs
-        scores = tf.einsum("bth,bh->bt", sequence, query)
+        # The softmax runs in float32: under mixed precision the mask score
+        # would overflow float16 to -inf and give NaN for empty texts.
+        scores = tf.cast(tf.einsum("bth,bh->bt", sequence, query),
+                         tf.float32)
         if self.mask_attention:
             scores = tf.where(sequence_mask(lengths, sequence), scores,
-                              tf.cast(_MASK_SCORE, scores.dtype))
-        weights = tf.nn.softmax(scores, axis=-1)
+                              _MASK_SCORE)
+        weights = tf.cast(tf.nn.softmax(scores, axis=-1), sequence.dtype)
         context = tf.einsum("bt,bth->bh", weights, sequence)
         return context, weights
 

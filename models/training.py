@@ -14,15 +14,39 @@ Semantics of the original trainers (yoon_spec.md §4), kept exactly:
 
 Added, as a modern user expects: the best weights are kept and restored at
 the end and both splits re-evaluated (WA, UA, confusion matrix); a checkpoint
-of model, optimizer, step and early-stopping state is written at every
-validation so a killed run resumes where it stopped (the sampler is keyed on
-the step, so it resumes the same batch stream); TensorBoard scalars.
+of model, optimizer, step, dropout RNG state and early-stopping state is
+written at every validation so a killed run resumes where it stopped (the
+sampler is keyed on the step, so it resumes the same batch stream);
+TensorBoard scalars.
+
+Distribution (any `tf.distribute` strategy; see `make_strategy`):
+
+* `TrainConfig.batch_size` is the GLOBAL batch: per-replica batch × replicas
+  (it must divide evenly). The loss is averaged over the global batch and
+  the per-replica gradients are summed, so one step under R replicas is the
+  same update as one step on one device with the same global batch: keep
+  the learning rate (no linear scaling) when the global batch is unchanged.
+* Gradients are summed across replicas BEFORE the element-wise clip, as on
+  one device (Keras 3 alone would clip each replica's share, then sum).
+* Each input pipeline (one per worker) draws its share of every global
+  step from a stream keyed on (seed, pipeline id, step) and the Trainer
+  splits it over that pipeline's replicas: mirrored over k devices of one
+  machine sees exactly the single-device batches, workers draw independent
+  streams, and a resumed run continues every stream exactly.
+* Evaluation shards the eval batches by data (each example is counted once
+  on exactly one replica, a short last batch included) and sums loss and
+  confusion matrix over all replicas and workers.
+* Multi-worker: every worker restores from the chief's checkpoint folder
+  (so `run_dir` must be on storage all workers share) and the workers
+  check that they resumed at the same step. Only the chief writes into
+  `run_dir`; the others write into `run_dir/.scratch/worker_<i>`.
 
 A custom loop rather than `fit`: Keras 3 `fit` fails under
 MultiWorkerMirroredStrategy (env_notes.md §9) and the schedule is in steps,
 not epochs.
 """
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -35,6 +59,8 @@ from models import metrics
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 TENSORBOARD_DIR = "tensorboard"
+SCRATCH_DIR = ".scratch"
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
 
 
 @dataclasses.dataclass
@@ -42,16 +68,23 @@ class TrainConfig:
     """Optimisation and schedule settings (defaults = the reference runs).
 
     Attributes:
-        batch_size: int. Global batch (split over replicas).
-        learning_rate: float.
+        batch_size: int. Global batch (per-replica batch × replicas).
+        learning_rate: float. Not scaled with the number of replicas: the
+            loss is averaged over the global batch.
         num_train_steps: int. Maximum steps.
         validation_ratio: float. Validate every int(n_train·ratio/batch)+1
             steps (the original's EPOCH_PER_VALID_FREQ).
         patience: int. Non-improving validations tolerated after the last
             improvement before stopping at the next one.
         adam_epsilon: float. TF1's default 1e-8.
-        clip_value: float. Element-wise gradient clip.
-        jit_compile: bool. XLA-compile the train step.
+        clip_value: float. Element-wise clip of the (replica-summed)
+            gradient.
+        jit_compile: bool. XLA-compile the forward and backward pass of the
+            train step. On CPU it is much slower at reference lengths (XLA
+            copies the GRU output sequences every step; bench/README.md).
+        mixed_precision: bool. Compute in float16 with float32 weights and
+            dynamic loss scaling (`mixed_float16`), on GPU only; ignored (with
+            a log line) when no GPU is visible.
     """
 
     batch_size: int = 128
@@ -62,6 +95,7 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
     clip_value: float = 10.0
     jit_compile: bool = False
+    mixed_precision: bool = False
 
 
 @dataclasses.dataclass
@@ -99,12 +133,41 @@ def make_optimizer(config):
         epsilon=config.adam_epsilon, clipvalue=config.clip_value)
 
 
+def distribute_eval_dataset(strategy, dataset):
+    """Distributes eval batches so that each example is seen exactly once.
+
+    The global batches are split over the replicas and sharded by DATA over
+    the workers (never by file: with one source every worker would otherwise
+    see all of it, or none). A short last batch leaves some replicas an
+    empty batch, which the evaluator skips.
+
+    Args:
+        strategy: tf.distribute.Strategy.
+        dataset: tf.data.Dataset of global `(features, label)` batches.
+
+    Returns:
+        A distributed dataset for `Evaluator`.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return strategy.experimental_distribute_dataset(
+        dataset.with_options(options))
+
+
 def _input_names(model):
     return [tensor.name for tensor in model.inputs]
 
 
 def _select(features, names):
     return {name: features[name] for name in names}
+
+
+def _logits(model, features, names, training):
+    # Under mixed precision the model computes in float16; the loss and the
+    # metrics are always float32.
+    return tf.cast(model(_select(features, names), training=training),
+                   tf.float32)
 
 
 class Evaluator:
@@ -115,16 +178,30 @@ class Evaluator:
         self.strategy = strategy
         self.num_classes = num_classes
         self.names = _input_names(model)
+        # One trace per dataset structure: the whole pass over the dataset
+        # is a single graph loop, however many batches or lengths it holds.
         self._run = tf.function(self._evaluate)
 
     def _step(self, features, labels):
-        logits = self.model(_select(features, self.names), training=False)
-        loss = tf.reduce_sum(
-            sigmoid_cross_entropy(logits, labels, self.num_classes))
-        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        confusion = tf.math.confusion_matrix(
-            labels, predictions, self.num_classes, dtype=tf.int64)
-        return tf.cast(loss, tf.float64), confusion
+        num_classes = self.num_classes
+
+        def compute():
+            logits = _logits(self.model, features, self.names, False)
+            loss = tf.reduce_sum(
+                sigmoid_cross_entropy(logits, labels, num_classes))
+            predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            confusion = tf.math.confusion_matrix(
+                labels, predictions, num_classes, dtype=tf.int64)
+            return tf.cast(loss, tf.float64), confusion
+
+        def empty():
+            return (tf.constant(0.0, tf.float64),
+                    tf.zeros([num_classes] * 2, tf.int64))
+
+        # A replica left without examples by a short last batch gets an
+        # empty batch whose unknown dimensions (the frames) are 0; the model
+        # need not handle that.
+        return tf.cond(tf.size(labels) > 0, compute, empty)
 
     def _evaluate(self, dataset):
         strategy = self.strategy
@@ -138,7 +215,15 @@ class Evaluator:
         return loss, confusion
 
     def __call__(self, dataset, label_names=None):
-        """Returns metrics.summarize(...) plus `loss_sum` and `loss_mean`."""
+        """Returns metrics.summarize(...) plus `loss_sum` and `loss_mean`.
+
+        Args:
+            dataset: a dataset from `distribute_eval_dataset`, or a plain
+                tf.data.Dataset of global batches (distributed here).
+            label_names: sequence of str or None.
+        """
+        if isinstance(dataset, tf.data.Dataset):
+            dataset = distribute_eval_dataset(self.strategy, dataset)
         loss, confusion = self._run(dataset)
         result = metrics.summarize(confusion.numpy(), label_names)
         result["loss_sum"] = float(loss)
@@ -162,7 +247,15 @@ class Trainer:
         optimizer_fn: callable (config, model) → optimizer with `build` and
             `apply_gradients` (default: `make_optimizer(config)`, one Adam);
             called inside the strategy scope, e.g. for separate learning
-            rates of a pretrained encoder and the head.
+            rates of a pretrained encoder and the head. It should sum
+            gradients over replicas and clip them with `config.clip_value`
+            as Keras optimizers made like `make_optimizer` do: under several
+            replicas the Trainer sums and clips first (see
+            `_summed_and_clipped`). Not with mixed precision.
+
+    Raises:
+        ValueError: the global batch does not split evenly over the
+            replicas, or mixed precision with a custom `optimizer_fn`.
     """
 
     def __init__(self, build_model, strategy, run_dir, config, num_classes,
@@ -174,10 +267,36 @@ class Trainer:
         self.label_names = label_names
         self.log = log
         self.is_chief = _is_chief(strategy)
+        self.num_replicas = strategy.num_replicas_in_sync
+        if config.batch_size % self.num_replicas:
+            raise ValueError(
+                f"batch_size {config.batch_size} (the global batch) must be "
+                f"a multiple of the {self.num_replicas} replicas in sync.")
+        self.mixed_precision = config.mixed_precision and bool(
+            tf.config.list_logical_devices("GPU"))
+        if self.mixed_precision and optimizer_fn is not None:
+            raise ValueError(
+                "mixed_precision needs the default optimizer (it is wrapped "
+                "in a keras LossScaleOptimizer); a custom optimizer_fn was "
+                "given.")
+        if config.mixed_precision and not self.mixed_precision:
+            log("[Info] mixed_precision ignored: no GPU is visible (float16 "
+                "is not faster on CPU); training in float32.")
+        if config.jit_compile and not tf.config.list_logical_devices("GPU"):
+            # Measured (bench/README.md): XLA on CPU copies the GRU output
+            # sequence every time step, so a step costs O(frames²).
+            log("[Info] jit_compile on CPU: correct but slower for these "
+                "GRUs at 750 frames (about 5x per GRU layer, 10x+ per "
+                "step); see bench/README.md.")
         with strategy.scope():
-            self.model = build_model()
+            with _dtype_policy("mixed_float16" if self.mixed_precision
+                               else None):
+                self.model = build_model()
             self.optimizer = (optimizer_fn(config, self.model)
                               if optimizer_fn else make_optimizer(config))
+            if self.mixed_precision:
+                self.optimizer = keras.optimizers.LossScaleOptimizer(
+                    self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, name="step",
                                     trainable=False)
@@ -195,6 +314,7 @@ class Trainer:
         self.evaluator = Evaluator(self.model, strategy, num_classes)
         checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step,
+            rng_state=_rng_state(self.model),
             best_dev_loss=self.best_dev_loss,
             best_dev_accuracy=self.best_dev_accuracy,
             test_at_best=self.test_at_best, best_step=self.best_step,
@@ -211,39 +331,86 @@ class Trainer:
         if self.is_chief:
             return os.path.join(self.run_dir, name)
         task_id = self.strategy.cluster_resolver.task_id
-        return os.path.join(self.run_dir, ".scratch", f"worker_{task_id}",
+        return os.path.join(self.run_dir, SCRATCH_DIR, f"worker_{task_id}",
                             name)
 
+    def _latest_checkpoint(self):
+        # Every worker resumes from the chief's checkpoint, so that all
+        # start from the same state; a non-chief that cannot see it (no
+        # shared storage) falls back to its own, and the step check below
+        # catches any disagreement.
+        chief = tf.train.latest_checkpoint(
+            os.path.join(self.run_dir, CHECKPOINT_DIR))
+        return chief or self.manager.latest_checkpoint
+
     def restore(self):
-        """Restores the latest checkpoint if any; returns the step reached."""
-        latest = self.manager.latest_checkpoint
+        """Restores the latest checkpoint if any; returns the step reached.
+
+        Raises:
+            ValueError: workers of a multi-worker run resumed at different
+                steps.
+        """
+        latest = self._latest_checkpoint()
         if latest:
             self.manager.checkpoint.restore(latest).assert_consumed()
             self.log(f"[Info] Resumed from {latest} at step "
                      f"{int(self.step.numpy())}.")
-        return int(self.step.numpy())
+        step = int(self.step.numpy())
+        if _num_workers(self.strategy) > 1:
+            self._check_workers_agree(step)
+        return step
+
+    def _check_workers_agree(self, step):
+        # All workers get the same (Σ step, Σ step²); they are all equal iff
+        # n·Σ step² == (Σ step)², so every worker takes the same decision
+        # and none is left waiting in a collective. (ReduceOp has no MIN or
+        # MAX.)
+        strategy = self.strategy
+
+        @tf.function
+        def totals(value):
+            per_replica = strategy.run(lambda: (value, value * value))
+            return [strategy.reduce("SUM", part, axis=None)
+                    for part in per_replica]
+
+        total, squares = (float(part) for part in totals(
+            tf.constant(float(step), tf.float64)))
+        if self.num_replicas * squares != total * total:
+            raise ValueError(
+                f"Workers resumed at different steps (this one at {step}, "
+                f"mean {total / self.num_replicas:g}): every worker must "
+                f"see the chief's checkpoints in "
+                f"{os.path.join(self.run_dir, CHECKPOINT_DIR)} (put run_dir "
+                "on storage all workers share).")
 
     def _train_function(self):
         model, optimizer, strategy = self.model, self.optimizer, self.strategy
         names, num_classes = self.input_names, self.num_classes
         global_batch = self.config.batch_size
+        variables = model.trainable_variables
 
-        def step_fn(features, labels):
+        def gradients_fn(features, labels):
             with tf.GradientTape() as tape:
-                logits = model(_select(features, names), training=True)
+                logits = _logits(model, features, names, True)
                 per_example = sigmoid_cross_entropy(
                     logits, labels, num_classes) / num_classes
                 loss = tf.nn.compute_average_loss(
                     per_example, global_batch_size=global_batch)
-            variables = model.trainable_variables
-            gradients = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(gradients, variables))
-            return loss
+                # Identity unless loss scaling (mixed precision) is on.
+                scaled = optimizer.scale_loss(loss)
+            return loss, tape.gradient(scaled, variables)
 
         if self.config.jit_compile:
-            # XLA compiles the per-replica computation; the outer function
-            # (iterator, cross-replica reduce) stays uncompiled.
-            step_fn = tf.function(step_fn, jit_compile=True)
+            # XLA compiles the forward and backward pass of one replica; the
+            # cross-replica sums and the optimizer update stay outside.
+            gradients_fn = tf.function(gradients_fn, jit_compile=True)
+
+        def step_fn(features, labels):
+            loss, gradients = gradients_fn(features, labels)
+            if self.num_replicas > 1:
+                gradients = self._summed_and_clipped(gradients)
+            optimizer.apply_gradients(zip(gradients, variables))
+            return loss
 
         @tf.function
         def train_step(iterator):
@@ -252,8 +419,68 @@ class Trainer:
 
         return train_step
 
+    def _summed_and_clipped(self, gradients):
+        """Replica-context gradients arranged so that Keras applies clip(Σ g).
+
+        Keras' `apply_gradients` clips each replica's gradient and then sums
+        them; the original (one device) clipped the sum. So sum first, clip,
+        and let replica 0 carry the whole clipped sum while the others
+        contribute `g · 0`: Keras' own sum then reproduces it exactly (its
+        clip is a no-op), and a non-finite gradient stays non-finite on
+        every replica, so a loss-scale optimizer skips the step everywhere.
+        """
+        context = tf.distribute.get_replica_context()
+        gradients = context.all_reduce("SUM", gradients)
+        clip = self.config.clip_value
+        scale = (self.optimizer.dynamic_scale if self.mixed_precision
+                 else None)
+        is_first = tf.equal(context.replica_id_in_sync_group, 0)
+
+        def transform(values):
+            if scale is None:
+                clipped = tf.clip_by_value(values, -clip, clip)
+            else:
+                # Clip the unscaled gradient (the scale is a power of two,
+                # so this is exact) and keep inf/NaN for the overflow check.
+                bound = clip * tf.cast(scale, values.dtype)
+                clipped = tf.where(tf.math.is_finite(values),
+                                   tf.clip_by_value(values, -bound, bound),
+                                   values)
+            return clipped * tf.cast(is_first, values.dtype)
+
+        return [_map_values(transform, gradient) for gradient in gradients]
+
+    def _train_dataset(self, make_train_dataset, start_step):
+        """Distributed training batches: each pipeline's share of every step.
+
+        The input function sees an `InputContext` whose per-replica batch is
+        the per-PIPELINE batch, so its stream is one element per step; it is
+        then split into the pipeline's replicas' batches here.
+        """
+        per_replica = self.config.batch_size // self.num_replicas
+
+        def dataset_fn(context):
+            pipelines = context.num_input_pipelines
+            pipeline_context = tf.distribute.InputContext(
+                num_input_pipelines=pipelines,
+                input_pipeline_id=context.input_pipeline_id,
+                num_replicas_in_sync=pipelines)
+            dataset = make_train_dataset(pipeline_context, start_step)
+            if context.num_replicas_in_sync > pipelines:
+                # Splitting a batch keeps its (cropped) frame count, so the
+                # pieces of one step always fit together.
+                dataset = dataset.rebatch(per_replica, drop_remainder=True)
+            return dataset
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
     def evaluate(self, dataset):
-        """Metrics of the current weights on a distributed eval dataset."""
+        """Metrics of the current weights on an eval dataset.
+
+        Args:
+            dataset: from `distribute_eval_dataset`, or a plain
+                tf.data.Dataset of global batches.
+        """
         return self.evaluator(dataset, self.label_names)
 
     def fit(self, make_train_dataset, dev_dataset, test_dataset, num_train):
@@ -261,7 +488,11 @@ class Trainer:
 
         Args:
             make_train_dataset: callable (input_context, start_step) →
-                tf.data.Dataset of per-replica batches (infinite).
+                tf.data.Dataset, infinite, whose element k is this input
+                pipeline's share of step start_step + k: a batch of
+                `input_context.get_per_replica_batch_size(global batch)`
+                examples (= global batch / pipelines), drawn independently
+                per `input_context.input_pipeline_id`.
             dev_dataset, test_dataset: tf.data.Dataset of global eval
                 batches (each example once).
             num_train: int. Training examples (sets validation frequency).
@@ -271,17 +502,21 @@ class Trainer:
         frequency = validation_frequency(num_train, config.batch_size,
                                          config.validation_ratio)
         self.log(f"[Info] Valid Freq = {frequency}")
-        train_data = strategy.distribute_datasets_from_function(
-            lambda context: make_train_dataset(context, start_step))
-        dev = strategy.experimental_distribute_dataset(dev_dataset)
-        test = strategy.experimental_distribute_dataset(test_dataset)
+        if self.num_replicas > 1:
+            self.log(f"[Info] {self.num_replicas} replicas: per-replica "
+                     f"batch {config.batch_size // self.num_replicas}, "
+                     f"global batch {config.batch_size}.")
+        train_data = self._train_dataset(make_train_dataset, start_step)
+        dev = distribute_eval_dataset(strategy, dev_dataset)
+        test = distribute_eval_dataset(strategy, test_dataset)
         iterator = iter(train_data)
         train_step = self._last_train_step = self._train_function()
         writer = tf.summary.create_file_writer(
             self._writable(TENSORBOARD_DIR))
         started = time.time()
         step = start_step
-        while step < config.num_train_steps and not bool(self.stopped):
+        while (step < config.num_train_steps
+               and not bool(self.stopped.numpy())):
             loss = train_step(iterator)
             step += 1
             self.step.assign(step)
@@ -344,36 +579,92 @@ class Trainer:
                  f"test: {test_accuracy:.3f}  loss: {dev_loss:.2f}")
 
 
-def _is_chief(strategy):
+def _rng_state(model):
+    """The model's variables that are not weights: dropout seed states.
+
+    Keras 3 keeps each Dropout's seed-generator state outside `weights`
+    (and outside a `tf.train.Checkpoint` of the model); checkpointing it
+    lets a resumed run draw the same dropout masks as an uninterrupted one.
+    """
+    weights = {id(weight) for weight in model.weights}
+    return [variable for variable in model.variables
+            if id(variable) not in weights]
+
+
+def _map_values(fn, gradient):
+    """Applies `fn` to a dense gradient or to an IndexedSlices' values."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(fn(gradient.values), gradient.indices,
+                                gradient.dense_shape)
+    return fn(gradient)
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    """Sets the Keras dtype policy while the model is built (None: keep)."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _cluster(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    if resolver is None:
+        return None, {}
+    return resolver, resolver.cluster_spec().as_dict()
+
+
+def _num_workers(strategy):
+    _, cluster = _cluster(strategy)
+    return sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
+
+
+def _is_chief(strategy):
+    resolver, cluster = _cluster(strategy)
+    if not cluster:
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type == "chief":
         return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "worker" and task_id == 0 and not has_chief
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
 
 
 def make_strategy(name="auto"):
     """Builds a tf.distribute strategy by name.
 
     Args:
-        name: "auto" (mirrored over visible GPUs, else the default CPU
-            strategy), "mirrored", "multi_worker" (reads TF_CONFIG),
+        name: "auto" (mirrored over visible GPUs, else the default
+            one-device strategy), "mirrored" (over all visible GPUs, else
+            over all logical CPU devices: one unless configured with
+            `tf.config.set_logical_device_configuration`), "multi_worker"
+            (MultiWorkerMirroredStrategy: reads `TF_CONFIG`, mirrors over
+            each worker's GPUs; must be built before other TF ops run),
             "one_device" (first GPU, else CPU).
+
+    Raises:
+        ValueError: unknown name.
     """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; valid: "
+                         f"{', '.join(STRATEGIES)}.")
+    if name == "multi_worker":
+        # Before anything else touches devices: it configures collectives.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if gpus:
             return tf.distribute.MirroredStrategy()
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(
-            "/gpu:0" if gpus else "/cpu:0")
-    raise ValueError(f"Unknown strategy {name!r}; valid: auto, mirrored, "
-                     "multi_worker, one_device.")
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [device.name for device in tf.config.list_logical_devices(
+            "CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
+    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")

@@ -45,14 +45,22 @@ def _text_inputs(text_length):
     }
 
 
-def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix):
-    """Stacked TF1GRU layers; returns (top outputs, top final state)."""
+def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix,
+               top_sequence=True):
+    """Stacked TF1GRU layers; returns (top outputs, top final state).
+
+    With `top_sequence=False` the top layer returns only its state and the
+    outputs returned are None (the audio branch needs only the state).
+    """
     state = None
     for index in range(num_layers):
-        sequence, state = layers.TF1GRU(
+        sequences = top_sequence or index < num_layers - 1
+        result = layers.TF1GRU(
             units, input_keep_prob=keep_prob, output_keep_prob=keep_prob,
+            return_sequences=sequences,
             seed=None if seed is None else seed + 10 * index,
             name=f"{prefix}_gru_{index}")([sequence, lengths])
+        sequence, state = result if sequences else (None, result)
     return sequence, state
 
 
@@ -73,7 +81,7 @@ def _audio_branch(inputs, units, num_layers, keep_prob, seed,
                                      normalization["prosody_std"],
                                      name="prosody_standardize")(prosody)
     _, state = _gru_stack(mfcc, inputs["audio_length"], units, num_layers,
-                          keep_prob, seed, "audio")
+                          keep_prob, seed, "audio", top_sequence=False)
     return keras.layers.Concatenate(name="audio_vector")([state, prosody])
 
 

@@ -142,3 +142,24 @@ def test_scalar_bias_dense_has_one_bias():
     assert out.shape == (2, 4)
     assert layer.bias.shape == (1,)
     assert np.all(np.abs(layer.kernel.numpy()) <= 0.25)
+
+
+def test_gru_state_only_mode_gives_the_same_state():
+    sequence = np.random.default_rng(1).standard_normal(
+        (2, 5, 3)).astype(np.float32)
+    lengths = np.array([5, 2], np.int32)
+    full = layers.TF1GRU(4, seed=2)
+    state_only = layers.TF1GRU(4, return_sequences=False, seed=2)
+    _, state = full([sequence, lengths])
+    np.testing.assert_allclose(state_only([sequence, lengths]).numpy(),
+                               state.numpy(), atol=1e-6)
+
+
+def test_masked_attention_is_finite_in_float16():
+    attention = layers.LuongDotAttention(mask_attention=True)
+    sequence = np.ones((2, 4, 3), np.float16)
+    query = np.ones((2, 3), np.float16)
+    context, weights = attention([sequence, query,
+                                  np.array([0, 2], np.int32)])
+    assert np.all(np.isfinite(context.numpy()))
+    np.testing.assert_allclose(weights.numpy()[1], [0.5, 0.5, 0, 0])

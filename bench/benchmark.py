@@ -1,0 +1,520 @@
+"""Speed of ARE/TRE/MDRE/MDREA at reference shapes, against plain Keras.
+
+Not a test. For each model it prints train and eval examples/s, the input
+pipeline alone, SavedModel serving latency (p50/p99, batch 1 and 64) and
+peak RSS, for this toolkit ("ours": `models.training.Trainer` +
+`preprocessing.input_pipeline`) and for the same architecture written the
+plain Keras way ("plain": `keras.layers.GRU` defaults, `Dense`, `model.fit`
+on `tf.data.Dataset.from_tensor_slices(...).batch(...)`, every utterance fed
+at 750 frames), then the ratio ours / plain.
+
+Reference shapes: batch 128, MFCC [750, 39] (frames 150–1000 drawn
+uniformly, clipped to 750), prosody [35], text [128] (3–40 tokens),
+V = 3747, E = 300, 200 GRU units, keep probabilities 0.7 / 0.3.
+
+Each (model, variant) runs in a fresh child process so that peak RSS is
+its own. Example (a few minutes on 2 CPU cores):
+
+    python bench/benchmark.py --models=ARE,TRE,MDRE,MDREA \\
+        --train_steps=4 --warmup_steps=2
+
+`--profile` instead times MDREA's parts (audio GRU, text GRU, attention and
+head, optimizer update, input pipeline) at the same shapes.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+MODELS = ("ARE", "TRE", "MDRE", "MDREA")
+VARIANTS = ("ours", "ours_jit", "plain")
+BATCH = 128
+FRAMES = 750
+VOCAB = 3747
+EMBEDDING = 300
+UNITS = 200
+LABELS = ("angry", "happy", "sad", "neutral")
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--variants", default="ours,plain",
+                        help=f"Comma list of {VARIANTS}.")
+    parser.add_argument("--train_steps", type=int, default=4,
+                        help="Timed train steps (after warm-up).")
+    parser.add_argument("--warmup_steps", type=int, default=2)
+    parser.add_argument("--num_examples", type=int, default=512,
+                        help="Synthetic examples (train = eval set).")
+    parser.add_argument("--serve_calls_1", type=int, default=30,
+                        help="Timed serving calls at batch 1.")
+    parser.add_argument("--serve_calls_64", type=int, default=10,
+                        help="Timed serving calls at batch 64.")
+    parser.add_argument("--pipeline_batches", type=int, default=20)
+    parser.add_argument("--profile", action="store_true",
+                        help="Time MDREA's parts instead.")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json_out", default=None,
+                        help="Also write the rows as JSON here.")
+    return parser.parse_args(argv)
+
+
+# --- Data ----------------------------------------------------------------
+
+def _split(num_examples, seed=0):
+    """A synthetic split at reference shapes (realistic lengths)."""
+    import numpy as np
+
+    from preprocessing import reference_arrays
+
+    rng = np.random.default_rng(seed)
+    seq_len = rng.integers(150, 1001, num_examples).astype(np.int32)
+    mfcc = np.zeros((num_examples, FRAMES, 39), np.float32)
+    for row, length in enumerate(np.minimum(seq_len, FRAMES)):
+        mfcc[row, :length] = rng.standard_normal((length, 39))
+    text_ids = np.zeros((num_examples, 128), np.int32)
+    for row, length in enumerate(rng.integers(3, 41, num_examples)):
+        text_ids[row, :length] = rng.integers(2, VOCAB, length)
+    return reference_arrays.Split(
+        mfcc=mfcc, seq_len=seq_len,
+        prosody=rng.standard_normal((num_examples, 35)).astype(np.float32),
+        text_ids=text_ids,
+        label=rng.integers(0, 4, num_examples).astype(np.int32))
+
+
+def _serving_inputs(split, names, batch):
+    import numpy as np
+    import tensorflow as tf
+
+    from preprocessing import input_pipeline
+
+    all_inputs = {
+        "audio_mfcc": split.mfcc[:batch],
+        "audio_length": np.minimum(split.seq_len[:batch], FRAMES),
+        "audio_prosody": split.prosody[:batch],
+        "text_ids": split.text_ids[:batch],
+        "text_length": input_pipeline.text_lengths(split.text_ids[:batch]),
+    }
+    return {name: tf.constant(all_inputs[name]) for name in names}
+
+
+# --- Measurements shared by both variants ----------------------------------
+
+def _rate(seconds, steps, batch=BATCH):
+    return steps * batch / seconds
+
+
+def _latency(function, inputs, calls):
+    """p50 and p99 (ms) of `calls` timed calls after 3 warm-up calls."""
+    import numpy as np
+
+    for _ in range(3):
+        function(**inputs)
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        outputs = function(**inputs)
+        for value in outputs.values():
+            value.numpy()
+        times.append((time.perf_counter() - started) * 1000)
+    return (float(np.percentile(times, 50)), float(np.percentile(times, 99)))
+
+
+def _serving(export, names, split, args):
+    """Exports with `export(dir)`, reloads, times serving_default."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "saved_model")
+        export(path)
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        result = {}
+        for batch, calls in ((1, args.serve_calls_1),
+                             (64, args.serve_calls_64)):
+            p50, p99 = _latency(serve, _serving_inputs(split, names, batch),
+                                calls)
+            result[f"serve{batch}_p50_ms"] = p50
+            result[f"serve{batch}_p99_ms"] = p99
+    return result
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- Ours ----------------------------------------------------------------
+
+def _ours(model_name, args, jit_compile):
+    import keras
+    import tensorflow as tf
+
+    import experiment
+    from models import export as export_lib
+    from models import registry
+    from models import training
+
+    split = _split(args.num_examples)
+    kwargs = registry.model_arguments(
+        model_name, vocab_size=VOCAB, embedding_dim=EMBEDDING,
+        audio_units=UNITS, text_units=UNITS, audio_keep_prob=0.7,
+        text_keep_prob=0.3, seed=0)
+    config = training.TrainConfig(batch_size=BATCH, jit_compile=jit_compile)
+    keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = training.Trainer(
+            lambda: registry.build_model(model_name, **kwargs),
+            tf.distribute.get_strategy(), run_dir, config, 4, LABELS,
+            log=lambda _: None)
+    make_train = experiment.train_dataset_fn(split, BATCH, "sample", 0,
+                                             FRAMES)
+    result = {}
+
+    # Input pipeline alone: the sampler, gather and crop, no model.
+    dataset = make_train(tf.distribute.InputContext(), 0)
+    iterator = iter(dataset)
+    next(iterator)
+    started = time.perf_counter()
+    for _ in range(args.pipeline_batches):
+        next(iterator)
+    result["pipeline_ex_s"] = _rate(time.perf_counter() - started,
+                                    args.pipeline_batches)
+
+    # Train steps on the real pipeline (the Trainer's own step function).
+    train_data = trainer._train_dataset(make_train, 0)
+    train_step = trainer._train_function()
+    iterator = iter(train_data)
+    started = time.perf_counter()
+    for _ in range(args.warmup_steps):
+        float(train_step(iterator))
+    result["warmup_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(args.train_steps):
+        float(train_step(iterator))
+    result["train_ex_s"] = _rate(time.perf_counter() - started,
+                                 args.train_steps)
+
+    # Evaluation over the whole split (second pass; the first traces).
+    eval_data = training.distribute_eval_dataset(
+        trainer.strategy, experiment.eval_dataset(split, BATCH, FRAMES))
+    trainer.evaluate(eval_data)
+    started = time.perf_counter()
+    trainer.evaluate(eval_data)
+    result["eval_ex_s"] = len(split) / (time.perf_counter() - started)
+
+    result.update(_serving(
+        lambda path: export_lib.export_saved_model(trainer.model, path,
+                                                   LABELS),
+        [tensor.name for tensor in trainer.model.inputs], split, args))
+    return result
+
+
+# --- Plain Keras -----------------------------------------------------------
+
+def _plain_model(model_name):
+    """The same architecture with Keras defaults (no masks, reset_after)."""
+    import keras
+
+    audio = {"audio_mfcc": keras.Input((FRAMES, 39), name="audio_mfcc"),
+             "audio_prosody": keras.Input((35,), name="audio_prosody")}
+    text = {"text_ids": keras.Input((128,), dtype="int32", name="text_ids")}
+    inputs, parts = {}, {}
+    if model_name != "TRE":
+        inputs.update(audio)
+        state = keras.layers.GRU(UNITS, dropout=0.3)(audio["audio_mfcc"])
+        parts["audio"] = keras.layers.Concatenate()(
+            [state, audio["audio_prosody"]])
+    if model_name != "ARE":
+        inputs.update(text)
+        embedded = keras.layers.Embedding(VOCAB, EMBEDDING)(text["text_ids"])
+        sequence, state = keras.layers.GRU(
+            UNITS, dropout=0.7, return_sequences=True,
+            return_state=True)(embedded)
+        parts["text"], parts["text_sequence"] = state, sequence
+    if model_name == "ARE":
+        head = parts["audio"]
+    elif model_name == "TRE":
+        head = parts["text"]
+    elif model_name == "MDRE":
+        head = keras.layers.Concatenate()([
+            keras.layers.Dense((UNITS + 35) // 2)(parts["audio"]),
+            keras.layers.Dense(UNITS // 2)(parts["text"])])
+    else:
+        query = keras.layers.Dense(UNITS)(parts["audio"])
+        context = keras.layers.Attention()(
+            [keras.layers.Reshape((1, UNITS))(query),
+             parts["text_sequence"]])
+        head = keras.layers.Concatenate()(
+            [keras.layers.Flatten()(context), query])
+    logits = keras.layers.Dense(4)(head)
+    return keras.Model(inputs, logits)
+
+
+def _step_timer():
+    """A Keras callback recording the wall time of every train batch."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter() - self.started)
+
+    return StepTimer()
+
+
+def _plain(model_name, args):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    split = _split(args.num_examples)
+    keras.utils.set_random_seed(0)
+    model = _plain_model(model_name)
+    model.compile(optimizer=keras.optimizers.Adam(clipvalue=10.0),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    arrays = {"audio_mfcc": split.mfcc, "audio_prosody": split.prosody,
+              "text_ids": split.text_ids}
+    features = {tensor.name: arrays[tensor.name] for tensor in model.inputs}
+    one_hot = np.eye(4, dtype=np.float32)[split.label]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (features, one_hot)).batch(BATCH)
+    result = {}
+
+    started, seen = time.perf_counter(), 0
+    for batch_features, _ in dataset.repeat().take(args.pipeline_batches):
+        seen += int(tf.shape(batch_features[model.inputs[0].name])[0])
+    result["pipeline_ex_s"] = seen / (time.perf_counter() - started)
+
+    steps = args.warmup_steps + args.train_steps
+    timer = _step_timer()
+    started = time.perf_counter()
+    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0,
+              callbacks=[timer])
+    result["warmup_s"] = sum(timer.times[:args.warmup_steps])
+    result["train_ex_s"] = _rate(sum(timer.times[args.warmup_steps:]),
+                                 args.train_steps)
+
+    model.evaluate(dataset, verbose=0)
+    started = time.perf_counter()
+    model.evaluate(dataset, verbose=0)
+    result["eval_ex_s"] = len(split) / (time.perf_counter() - started)
+
+    def export(path):
+        model.export(path, format="tf_saved_model", verbose=False)
+
+    result.update(_serving(export, [tensor.name for tensor in model.inputs],
+                           split, args))
+    return result
+
+
+# --- Profile ---------------------------------------------------------------
+
+def _profile(args):
+    """Times forward + backward of MDREA's parts at reference shapes."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import experiment
+    from models import layers
+    from models import registry
+
+    split = _split(BATCH)
+    features, _ = next(iter(experiment.eval_dataset(split, BATCH, FRAMES)))
+    keras.utils.set_random_seed(0)
+    audio_gru = layers.TF1GRU(UNITS, 0.7, 0.7, seed=0)
+    text_gru = layers.TF1GRU(UNITS, 0.3, 0.3, seed=1)
+    embedding = keras.layers.Embedding(VOCAB, EMBEDDING)
+    attention = layers.LuongDotAttention()
+    query_layer = layers.ScalarBiasDense(UNITS)
+    logits_layer = layers.ScalarBiasDense(4)
+
+    def audio_part():
+        _, state = audio_gru([features["audio_mfcc"],
+                              features["audio_length"]], training=True)
+        return state
+
+    def text_part():
+        outputs, _ = text_gru([embedding(features["text_ids"]),
+                               features["text_length"]], training=True)
+        return outputs
+
+    text_outputs = text_part()
+    audio_state = tf.concat([audio_part(), features["audio_prosody"]], -1)
+
+    def head_part():
+        query = query_layer(audio_state)
+        context, _ = attention([text_outputs, query,
+                                features["text_length"]])
+        return logits_layer(tf.concat([context, query], -1))
+
+    def timed(fn, variables_of):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                value = tf.reduce_sum(fn())
+            variables = variables_of()
+            return tape.gradient(value, variables)
+
+        step()
+        times = []
+        for _ in range(max(args.train_steps, 3)):
+            started = time.perf_counter()
+            for gradient in step():
+                np.asarray(gradient)
+            times.append(time.perf_counter() - started)
+        return float(np.median(times))
+
+    plain_gru = keras.layers.GRU(UNITS)
+
+    def plain_audio_part():
+        return plain_gru(features["audio_mfcc"])
+
+    rows = {
+        "audio GRU fwd+bwd [128,750,39]→200": timed(
+            audio_part, lambda: audio_gru.trainable_variables),
+        "(for comparison) keras GRU defaults, no mask, same input": timed(
+            plain_audio_part, lambda: plain_gru.trainable_variables),
+        "text emb+GRU fwd+bwd [128,128]→200": timed(
+            text_part, lambda: (embedding.trainable_variables
+                                + text_gru.trainable_variables)),
+        "attention+head fwd+bwd": timed(
+            head_part, lambda: (query_layer.trainable_variables
+                                + logits_layer.trainable_variables)),
+    }
+
+    model = registry.build_model(
+        "MDREA", vocab_size=VOCAB, embedding_dim=EMBEDDING,
+        audio_units=UNITS, text_units=UNITS, seed=0)
+    optimizer = keras.optimizers.Adam(clipvalue=10.0)
+    optimizer.build(model.trainable_variables)
+    gradients = [tf.zeros_like(v) for v in model.trainable_variables]
+    apply = tf.function(lambda: optimizer.apply_gradients(
+        zip(gradients, model.trainable_variables)))
+    apply()
+    started = time.perf_counter()
+    for _ in range(5):
+        apply()
+    rows["Adam update (all MDREA variables)"] = (
+        time.perf_counter() - started) / 5
+
+    iterator = iter(experiment.train_dataset_fn(split, BATCH, "sample", 0,
+                                                FRAMES)(
+        tf.distribute.InputContext(), 0))
+    next(iterator)
+    started = time.perf_counter()
+    for _ in range(10):
+        next(iterator)
+    rows["input pipeline, one batch"] = (time.perf_counter() - started) / 10
+    return rows
+
+
+# --- Driver ----------------------------------------------------------------
+
+def _child(args):
+    model_name, variant = args.child.split(":")
+    if variant == "plain":
+        result = _plain(model_name, args)
+    else:
+        result = _ours(model_name, args, jit_compile=variant == "ours_jit")
+    result["peak_rss_mb"] = _peak_rss_mb()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+COLUMNS = (("train_ex_s", "train ex/s", "{:.0f}"),
+           ("eval_ex_s", "eval ex/s", "{:.0f}"),
+           ("pipeline_ex_s", "pipeline ex/s", "{:.0f}"),
+           ("serve1_p50_ms", "serve b1 p50 ms", "{:.1f}"),
+           ("serve1_p99_ms", "serve b1 p99 ms", "{:.1f}"),
+           ("serve64_p50_ms", "serve b64 p50 ms", "{:.0f}"),
+           ("serve64_p99_ms", "serve b64 p99 ms", "{:.0f}"),
+           ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+           ("warmup_s", "warm-up s", "{:.1f}"))
+
+
+def _table(rows):
+    header = ["model", "variant"] + [title for _, title, _ in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    for (model_name, variant), result in rows.items():
+        cells = [model_name, variant]
+        cells += [fmt.format(result[key]) if key in result else "–"
+                  for key, _, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+        plain = rows.get((model_name, "plain"))
+        if variant != "plain" and plain:
+            ratio = [model_name, f"{variant}/plain"]
+            for key, _, _ in COLUMNS:
+                ratio.append(f"{result[key] / plain[key]:.2f}×"
+                             if plain.get(key) else "–")
+            lines.append("| " + " | ".join(ratio) + " |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    args = _parse(argv)
+    if args.child:
+        _child(args)
+        return
+    if args.profile:
+        started = time.perf_counter()
+        rows = _profile(args)
+        print("| MDREA part (batch 128, reference shapes) | seconds |")
+        print("|---|---|")
+        for name, seconds in rows.items():
+            print(f"| {name} | {seconds:.3f} |")
+        print(f"(profile took {time.perf_counter() - started:.0f} s)")
+        return
+    models = [name for name in args.models.split(",") if name]
+    variants = [name for name in args.variants.split(",") if name]
+    for name in models:
+        if name not in MODELS:
+            raise ValueError(f"Unknown model {name!r}; valid: {MODELS}.")
+    for name in variants:
+        if name not in VARIANTS:
+            raise ValueError(f"Unknown variant {name!r}; valid: "
+                             f"{VARIANTS}.")
+    passthrough = [arg for arg in argv if not arg.startswith(
+        ("--models", "--variants", "--json_out"))]
+    rows = {}
+    started = time.perf_counter()
+    for model_name in models:
+        for variant in variants:
+            command = [sys.executable, os.path.abspath(__file__),
+                       f"--child={model_name}:{variant}"] + passthrough
+            output = subprocess.run(command, capture_output=True, text=True,
+                                    cwd=REPO_ROOT, check=False)
+            result_lines = [line for line in output.stdout.splitlines()
+                            if line.startswith("RESULT ")]
+            if output.returncode or not result_lines:
+                raise RuntimeError(f"{model_name}:{variant} failed:\n"
+                                   f"{output.stderr[-3000:]}")
+            rows[(model_name, variant)] = json.loads(
+                result_lines[-1][len("RESULT "):])
+            print(f"[bench] {model_name}:{variant} done "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+    print(_table(rows))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({f"{m}:{v}": r for (m, v), r in rows.items()}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
