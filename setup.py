@@ -10,6 +10,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["models", "models.*",
                                                "preprocessing",
                                                "preprocessing.*"]),
+    # The original's openSMILE configs, for the optional openSMILE features.
+    package_data={"preprocessing": ["opensmile_configs/*.conf"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

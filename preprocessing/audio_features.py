@@ -543,7 +543,10 @@ class _Progress:
     def __init__(self, total, enabled, interval=0.25):
         self.total = total
         self.enabled = enabled
-        self.interval = interval
+        # A terminal gets one line rewritten in place; a log file gets a
+        # new line every few seconds instead of hundreds of updates.
+        self.tty = sys.stderr.isatty()
+        self.interval = interval if self.tty else 5.0
         self.start = time.monotonic()
         self.last = -interval
 
@@ -554,10 +557,11 @@ class _Progress:
         if done < self.total and now - self.last < self.interval:
             return
         self.last = now
-        sys.stderr.write(f"\rfeatures: {done}/{self.total} "
+        sys.stderr.write(f"{chr(13) if self.tty else ''}features: "
+                         f"{done}/{self.total} "
                          f"({100.0 * done / max(self.total, 1):.0f}%, "
                          f"{now - self.start:.1f} s)")
-        if done == self.total:
+        if done == self.total or not self.tty:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
@@ -641,138 +645,18 @@ def pad_frames(frame_arrays, max_frames=MAX_FRAMES):
     return padded, lengths
 
 
-# The original's `modified_MFCC12_E_D_A.conf` (openSMILE 2.3.0), with its
-# file source/sink swapped for the opensmile package's external ones.
-_OPENSMILE_MFCC_CONFIG = r"""
-[componentInstances:cComponentManager]
-instance[dataMemory].type=cDataMemory
-instance[frame].type=cFramer
-instance[pe].type=cVectorPreemphasis
-instance[win].type=cWindower
-instance[fft].type=cTransformFFT
-instance[fftmag].type=cFFTmagphase
-instance[melspec].type=cMelspec
-instance[mfcc].type=cMfcc
-instance[energy].type=cEnergy
-instance[cat].type=cVectorConcat
-instance[delta].type=cDeltaRegression
-instance[accel].type=cDeltaRegression
-instance[lldconcat].type=cVectorConcat
-nThreads=1
-printLevelStats=0
-
-\{\cm[source{?}:include external source]}
-
-[frame:cFramer]
-reader.dmLevel=wave
-writer.dmLevel=frames
-noPostEOIprocessing = 1
-copyInputName = 1
-frameSize = 0.0250
-frameStep = 0.010
-frameMode = fixed
-frameCenterSpecial = left
-
-[pe:cVectorPreemphasis]
-reader.dmLevel=frames
-writer.dmLevel=framespe
-k = 0.97
-de = 0
-
-[win:cWindower]
-reader.dmLevel=framespe
-writer.dmLevel=winframes
-copyInputName = 1
-processArrayFields = 1
-winFunc = ham
-gain = 1.0
-offset = 0
-
-[fft:cTransformFFT]
-reader.dmLevel=winframes
-writer.dmLevel=fft
-copyInputName = 1
-processArrayFields = 1
-inverse = 0
-zeroPadSymmetric = 0
-
-[fftmag:cFFTmagphase]
-reader.dmLevel=fft
-writer.dmLevel=fftmag
-copyInputName = 1
-processArrayFields = 1
-inverse = 0
-magnitude = 1
-phase = 0
-
-[melspec:cMelspec]
-reader.dmLevel=fftmag
-writer.dmLevel=melspec
-copyInputName = 1
-processArrayFields = 1
-htkcompatible = 1
-nBands = 26
-usePower = 1
-lofreq = 0
-hifreq = 8000
-specScale = mel
-inverse = 0
-
-[mfcc:cMfcc]
-reader.dmLevel=melspec
-writer.dmLevel=mfcc
-copyInputName = 1
-processArrayFields = 1
-firstMfcc = 1
-lastMfcc  = 12
-cepLifter = 22.0
-htkcompatible = 1
-
-[energy:cEnergy]
-reader.dmLevel=frames
-writer.dmLevel=energy
-nameAppend = energy
-copyInputName = 1
-processArrayFields = 0
-htkcompatible=1
-rms = 0
-log = 1
-
-[cat:cVectorConcat]
-reader.dmLevel=mfcc;energy
-writer.dmLevel=ft0
-copyInputName = 1
-processArrayFields = 0
-
-[delta:cDeltaRegression]
-reader.dmLevel=ft0
-writer.dmLevel=ft0de
-nameAppend = de
-copyInputName = 1
-noPostEOIprocessing = 0
-deltawin=2
-blocksize=1
-
-[accel:cDeltaRegression]
-reader.dmLevel=ft0de
-writer.dmLevel=ft0dede
-nameAppend = de
-copyInputName = 1
-noPostEOIprocessing = 0
-deltawin=2
-blocksize=1
-
-[lldconcat:cVectorConcat]
-reader.dmLevel = ft0;ft0de;ft0dede
-writer.dmLevel = lld
-includeSingleElementFields = 1
-
-\{\cm[sink{?}:include external sink]}
-"""
 
 
-def _opensmile_smile(config_text, file_name, feature_level):
-    """An `opensmile.Smile` running `config_text` (written to a temp dir)."""
+# The original's openSMILE 2.3.0 configs (`modified_MFCC12_E_D_A.conf`,
+# `modified_prosodyShsViterbiLoudness.conf`), with their file sources and
+# sinks swapped for the opensmile package's external ones; the prosody
+# config's 35 functionals come out as its `func` level.
+OPENSMILE_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(
+    __file__)), "opensmile_configs")
+
+
+def _opensmile_smile(file_name, feature_level):
+    """An `opensmile.Smile` running one of the original's configs."""
     try:
         import opensmile
     except ImportError as error:
@@ -780,18 +664,29 @@ def _opensmile_smile(config_text, file_name, feature_level):
             "the openSMILE variants need the `opensmile` package (pip "
             "install opensmile, or the toolkit's [opensmile] extra)."
         ) from error
-    import tempfile
-    directory = tempfile.mkdtemp(prefix="yoon-opensmile-")
-    path = os.path.join(directory, file_name)
-    with open(path, "w") as f:
-        f.write(config_text)
-    return opensmile.Smile(feature_set=path, feature_level=feature_level)
+    return opensmile.Smile(
+        feature_set=os.path.join(OPENSMILE_CONFIG_DIR, file_name),
+        feature_level=feature_level)
+
+
+def _isolated(function, *args):
+    """Runs `function(*args)` here, or in a worker process if TF is loaded.
+
+    openSMILE's native library crashes the process (`malloc(): invalid
+    size`) when TensorFlow was imported first; a loky worker is a fresh
+    process without TensorFlow.
+    """
+    if "tensorflow" not in sys.modules:
+        return function(*args)
+    # joblib's wrapper of loky's reusable executor: the same worker pool
+    # extract_many's joblib.Parallel uses, so the two can be mixed.
+    from joblib.executor import get_memmapping_executor
+    return get_memmapping_executor(1).submit(function, *args).result()
 
 
 def _opensmile_extractor():
     if "opensmile" not in _CACHE:
-        _CACHE["opensmile"] = _opensmile_smile(
-            _OPENSMILE_MFCC_CONFIG, "MFCC12_E_D_A.conf", "lld")
+        _CACHE["opensmile"] = _opensmile_smile("MFCC12_E_D_A.conf", "lld")
     return _CACHE["opensmile"]
 
 
@@ -812,6 +707,10 @@ def opensmile_mfcc_e_d_a(waveform, sample_rate=SAMPLE_RATE):
     x = _as_waveform(waveform, sample_rate).astype(np.float32)
     if len(x) < FRAME_LENGTH:
         return np.zeros((0, MFCC_DIM), dtype=np.float32)
+    return _isolated(_opensmile_mfcc, x)
+
+
+def _opensmile_mfcc(x):
     frame = _opensmile_extractor().process_signal(x, SAMPLE_RATE)
     values = frame.to_numpy(dtype=np.float32)
     if values.shape[1] != MFCC_DIM:
@@ -821,311 +720,6 @@ def opensmile_mfcc_e_d_a(waveform, sample_rate=SAMPLE_RATE):
     return values
 
 
-# The original's `modified_prosodyShsViterbiLoudness.conf` (openSMILE 2.3.0)
-# with the wave source and ARFF sink swapped for the opensmile package's
-# external ones; the 35 functionals come out as the `func` level.
-_OPENSMILE_PROSODY_CONFIG = r"""
-[componentInstances:cComponentManager]
-instance[dataMemory].type=cDataMemory
-instance[frame25].type=cFramer
-instance[win25].type=cWindower
-instance[fft25].type=cTransformFFT
-instance[fftmp25].type=cFFTmagphase
-instance[melspec1].type=cMelspec
-instance[audspec].type=cPlp
-instance[audspecSum].type=cVectorOperation
-instance[frame].type=cFramer
-instance[win].type=cWindower
-instance[fft].type=cTransformFFT
-instance[fftmp].type=cFFTmagphase
-instance[scale].type=cSpecScale
-instance[shs].type=cPitchShs
-instance[pitchSmooth].type=cPitchSmootherViterbi
-instance[harmonics].type = cHarmonics
-instance[energy60].type=cEnergy
-instance[volmerge].type = cValbasedSelector
-instance[smo].type = cContourSmoother
-instance[smoNz].type = cContourSmoother
-instance[functionalsNz].type = cFunctionals
-instance[functionals].type = cFunctionals
-instance[prosody_funcconcat].type=cVectorConcat
-printLevelStats=0
-
-\{\cm[source{?}:include external source]}
-
-[frame25:cFramer]
-reader.dmLevel=wave
-writer.dmLevel=frame25
-frameSize = 0.020
-frameStep = 0.010
-frameCenterSpecial = left
-
-[win25:cWindower]
-reader.dmLevel=frame25
-writer.dmLevel=winH25
-winFunc=hamming
-
-[fft25:cTransformFFT]
-reader.dmLevel=winH25
-writer.dmLevel=fftcH25
-zeroPadSymmetric = 0
-
-[fftmp25:cFFTmagphase]
-reader.dmLevel=fftcH25
-writer.dmLevel=fftmagH25
-
-[melspec1:cMelspec]
-reader.dmLevel=fftmagH25
-writer.dmLevel=melspec1
-htkcompatible = 0
-nBands = 26
-usePower = 1
-lofreq = 20
-hifreq = 8000
-specScale = mel
-showFbank = 0
-
-[audspec:cPlp]
-reader.dmLevel=melspec1
-writer.dmLevel=audspec
-firstCC = 0
-lpOrder = 5
-cepLifter = 22
-compression = 0.33
-htkcompatible = 0
-doIDFT = 0
-doLpToCeps = 0
-doLP = 0
-doInvLog = 0
-doAud = 1
-doLog = 0
-newRASTA=0
-RASTA=0
-
-[audspecSum:cVectorOperation]
-reader.dmLevel = audspec
-writer.dmLevel = loudness
-writer.levelconf.growDyn = 0
-writer.levelconf.isRb = 1
-writer.levelconf.nT = 200
-nameAppend = loudness
-copyInputName = 0
-processArrayFields = 0
-operation = ll1
-nameBase = loudness
-
-[frame:cFramer]
-reader.dmLevel=wave
-writer.dmLevel=outp
-frameSize = 0.055
-frameStep = 0.010
-frameCenterSpecial = left
-
-[win:cWindower]
-reader.dmLevel=outp
-writer.dmLevel=win
-winFunc=gauss
-gain=1.0
-sigma=0.4
-
-[fft:cTransformFFT]
-reader.dmLevel=win
-writer.dmLevel=fftc
-zeroPadSymmetric = 0
-
-[fftmp:cFFTmagphase]
-reader.dmLevel=fftc
-writer.dmLevel=fftmag
-writer.levelconf.nT = 200
-
-[scale:cSpecScale]
-reader.dmLevel=fftmag
-writer.levelconf.nT = 3
-writer.dmLevel=hps
-copyInputName = 1
-processArrayFields = 0
-scale=octave
-sourceScale = lin
-interpMethod = spline
-minF = 25
-maxF = -1
-nPointsTarget = 0
-specSmooth = 1
-specEnhance = 1
-auditoryWeighting = 1
-
-[shs:cPitchShs]
-reader.dmLevel=hps
-writer.dmLevel=pitchShs
-copyInputName = 1
-processArrayFields = 0
-maxPitch = 620
-minPitch = 52
-nCandidates = 4
-scores = 1
-voicing = 1
-F0C1 = 0
-voicingC1 = 0
-F0raw = 1
-voicingClip = 0
-voicingCutoff = 0.700000
-greedyPeakAlgo = 1
-inputFieldSearch = Mag_octScale
-octaveCorrection = 0
-nHarmonics = 15
-compressionFactor = 0.850000
-lfCut = 0
-
-[pitchSmooth:cPitchSmootherViterbi]
-reader.dmLevel=pitchShs
-reader2.dmLevel=pitchShs
-writer.dmLevel=pitchG60
-copyInputName = 1
-bufferLength=90
-F0final = 1
-F0finalLog = 1
-F0finalEnv = 0
-voicingFinalClipped = 0
-voicingFinalUnclipped = 1
-F0raw = 0
-voicingC1 = 0
-voicingClip = 0
-wTvv =10.0
-wTvvd= 5.0
-wTvuv=10.0
-wThr = 4.0
-wTuu = 0.0
-wLocal=2.0
-wRange=1.0
-
-[harmonics:cHarmonics]
-reader.dmLevel = fftmag;pitchG60
-writer.dmLevel = harmonics
-writer.levelconf.growDyn = 0
-writer.levelconf.isRb = 1
-writer.levelconf.nT = 200
-nHarmonics = 10
-f0ElementName = F0final
-magSpecFieldName = pcm_fftMag
-computeAcfHnrLogdB = 1
-
-[energy60:cEnergy]
-reader.dmLevel=win
-writer.dmLevel=e60
-rms=1
-log=0
-writer.levelconf.nT=200
-
-[volmerge:cValbasedSelector]
-reader.dmLevel = e60;pitchG60
-writer.dmLevel = pitch
-idx=0
-threshold=0.0008
-removeIdx=1
-zeroVec=1
-outputVal=0.0
-
-[smo:cContourSmoother]
-reader.dmLevel = loudness
-writer.dmLevel = smo
-writer.levelconf.growDyn = 1
-writer.levelconf.isRb = 0
-writer.levelconf.nT = 1000
-nameAppend = sma
-copyInputName = 1
-noPostEOIprocessing = 0
-smaWin = 3
-noZeroSma = 0
-
-[smoNz:cContourSmoother]
-reader.dmLevel = pitch;harmonics
-writer.dmLevel = smoNz
-writer.levelconf.growDyn = 1
-writer.levelconf.isRb = 0
-writer.levelconf.nT = 1000
-nameAppend = sma
-copyInputName = 1
-noPostEOIprocessing = 0
-smaWin = 3
-noZeroSma = 1
-
-[functionals:cFunctionals]
-reader.dmLevel = smo
-writer.dmLevel = stats
-frameMode = full
-functionalsEnabled = Moments;Regression;Percentiles
-Moments.variance = 0
-Moments.stddev = 1
-Moments.skewness = 0
-Moments.kurtosis = 0
-Moments.amean = 1
-Moments.stddevNorm = 0
-Moments.doRatioLimit = 0
-Regression.linregc1 = 1
-Regression.linregc2 = 0
-Regression.linregerrA = 0
-Regression.linregerrQ = 0
-Regression.qregc1 = 0
-Regression.qregc2 = 0
-Regression.qregc3 = 0
-Regression.qregerrA = 0
-Regression.qregerrQ = 0
-Regression.centroid = 1
-Regression.centroidNorm = segment
-Regression.oldBuggyQerr = 0
-Regression.centroidUseAbsValues = 0
-Regression.centroidRatioLimit = 0
-Regression.doRatioLimit = 0
-Percentiles.quartiles = 0
-Percentiles.iqr = 0
-Percentiles.percentile[0] = 0.1
-Percentiles.percentile[1] = 0.9
-Percentiles.pctlrange[0] = 0-1
-Percentiles.interp = 1
-nonZeroFuncts = 0
-
-[functionalsNz:cFunctionals]
-reader.dmLevel = smoNz
-writer.dmLevel = statsNz
-frameMode = full
-functionalsEnabled = Moments;Regression;Percentiles
-Moments.variance = 0
-Moments.stddev = 1
-Moments.skewness = 0
-Moments.kurtosis = 0
-Moments.amean = 1
-Moments.stddevNorm = 0
-Moments.doRatioLimit = 0
-Regression.linregc1 = 1
-Regression.linregc2 = 0
-Regression.linregerrA = 0
-Regression.linregerrQ = 0
-Regression.qregc1 = 0
-Regression.qregc2 = 0
-Regression.qregc3 = 0
-Regression.qregerrA = 0
-Regression.qregerrQ = 0
-Regression.centroid = 1
-Regression.centroidNorm = segment
-Regression.oldBuggyQerr = 0
-Regression.centroidUseAbsValues = 0
-Regression.centroidRatioLimit = 0
-Regression.doRatioLimit = 0
-Percentiles.quartiles = 0
-Percentiles.iqr = 0
-Percentiles.percentile[0] = 0.1
-Percentiles.percentile[1] = 0.9
-Percentiles.pctlrange[0] = 0-1
-Percentiles.interp = 1
-nonZeroFuncts = 1
-
-[prosody_funcconcat:cVectorConcat]
-reader.dmLevel = statsNz;stats
-writer.dmLevel = func
-includeSingleElementFields = 1
-
-\{\cm[sink{?}:include external sink]}
-"""
 
 
 def opensmile_prosody_functionals(waveform, sample_rate=SAMPLE_RATE):
@@ -1143,10 +737,13 @@ def opensmile_prosody_functionals(waveform, sample_rate=SAMPLE_RATE):
         float32 [35].
     """
     x = _as_waveform(waveform, sample_rate).astype(np.float32)
+    return _isolated(_opensmile_prosody, x)
+
+
+def _opensmile_prosody(x):
     if "opensmile_prosody" not in _CACHE:
         _CACHE["opensmile_prosody"] = _opensmile_smile(
-            _OPENSMILE_PROSODY_CONFIG, "prosodyShsViterbiLoudness.conf",
-            "func")
+            "prosodyShsViterbiLoudness.conf", "func")
     frame = _CACHE["opensmile_prosody"].process_signal(x, SAMPLE_RATE)
     values = frame.to_numpy(dtype=np.float32).reshape(-1)
     if values.shape != (PROSODY_DIM,):
