@@ -1,8 +1,19 @@
-"""Trains ARE, TRE, MDRE or MDREA on a fold folder, as the original trainers.
+"""Trains ARE, TRE, MDRE or MDREA on a fold folder, as the original trainers,
+or the wav2vec2 models W2V2, W2V2_TRE and W2V2_TREA.
+The seed-system models BLSTM_SA_TEXT, CNN_SPEC, MMMF and TRANSFORMER_FUSION
+(models/seed_models.py) train the same way (tools/compare_models.sh).
 
 Example (the reference MDREA run; defaults are the reference settings):
 
     python train.py --model=MDREA --data_dir=demo_data/demo_set01
+
+wav2vec2 + text, fine-tuning a TF-Hub wav2vec2 (or any SavedModel directory,
+e.g. the offline stand-in of tools/make_wav2vec2_standin.py) with its own
+learning rate:
+
+    python train.py --model=W2V2_TREA --data_dir=demo_data/demo_set01 \
+        --hub_handle=https://tfhub.dev/vasudevgupta7/wav2vec2/1 \
+        --batch_size=8 --lr=1e-3 --encoder_lr=1e-5
 
 Writes `<output_dir>/<run name>/` with `config.json`, checkpoints (resume a
 killed run with `--run_dir=<that folder>`), TensorBoard events,
@@ -21,10 +32,12 @@ from absl import logging
 def define_flags():
     """Defines this binary's flags (only when it runs as a program, so that
     the binaries stay importable together, e.g. by the tests)."""
+    from models import registry
+
     flags.DEFINE_enum(
         "model",
         "MDREA",
-        ["ARE", "TRE", "MDRE", "MDREA"],
+        list(registry.model_names()),
         "Which model to train.",
     )
     flags.DEFINE_string(
@@ -51,7 +64,8 @@ def define_flags():
         "graph_prefix",
         None,
         "Run-name prefix (default: the original's per "
-        "model: SE_prosody, SE_nlp, SE_multi, SE_multi_attn_prosody).",
+        "model: SE_prosody, SE_nlp, SE_multi, SE_multi_attn_prosody; "
+        "SE_w2v2, SE_w2v2_nlp, SE_w2v2_nlp_attn for the wav2vec2 models).",
     )
     flags.DEFINE_integer("batch_size", 128, "Global batch size.")
     flags.DEFINE_float("lr", 0.001, "Adam learning rate.")
@@ -108,7 +122,96 @@ def define_flags():
         "tf.distribute strategy (auto: mirrored over visible GPUs, else CPU).",
     )
     flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step.")
+    flags.DEFINE_boolean(
+        "mixed_precision",
+        False,
+        "Compute in float16 with float32 weights and loss scaling "
+        "(mixed_float16); GPU only, ignored with a log line on CPU.",
+    )
+    flags.DEFINE_string(
+        "hub_handle",
+        None,
+        "wav2vec2 models: the encoder, a TF-Hub URL (e.g. "
+        "https://tfhub.dev/vasudevgupta7/wav2vec2/1, cached in "
+        "$TFHUB_CACHE_DIR) or a TF2 SavedModel directory (e.g. from "
+        "tools/make_wav2vec2_standin.py).",
+    )
+    flags.DEFINE_boolean(
+        "encoder_trainable", True, "wav2vec2 models: fine-tune the encoder."
+    )
+    flags.DEFINE_boolean(
+        "freeze_feature_extractor",
+        True,
+        "wav2vec2 models: keep the convolutional feature extractor frozen "
+        "while the rest of the encoder trains.",
+    )
+    flags.DEFINE_float(
+        "encoder_lr",
+        1e-5,
+        "wav2vec2 models: Adam learning rate of the encoder (the head and "
+        "text branch use --lr).",
+    )
+    flags.DEFINE_integer(
+        "fixed_input_length",
+        None,
+        "wav2vec2 models: samples fed to the encoder per example (default: "
+        "the SavedModel's own fixed length, else whole utterances).",
+    )
+    flags.DEFINE_enum(
+        "pooling",
+        "mean",
+        ["mean", "attention"],
+        "wav2vec2 models: pooling of the encoder frames (masked mean or "
+        "attention with a learned query).",
+    )
     flags.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
+    # The seed-system models (models/seed_models.py). They also read
+    # --hidden_dim_audio/--hidden_dim_text (GRU/LSTM units), --dr_audio/
+    # --dr_text (keep probabilities), --num_layer_audio and the embedding
+    # flags.
+    flags.DEFINE_integer(
+        "attention_units", 64,
+        "BLSTM_SA_TEXT, MMMF: width of the attention projections.")
+    flags.DEFINE_integer(
+        "hidden_units", 64,
+        "BLSTM_SA_TEXT, CNN_SPEC, TRANSFORMER_FUSION: hidden layer before "
+        "the logits.")
+    flags.DEFINE_enum(
+        "mmmf_pooling", "attention", ["last", "mean", "attention"],
+        "MMMF: temporal pooling of each modality's BLSTM.")
+    flags.DEFINE_integer(
+        "fusion_units", 64,
+        "MMMF, TRANSFORMER_FUSION (pairwise): common size of the modality "
+        "vectors.")
+    flags.DEFINE_list("cnn_filters", ["32", "64"],
+                      "CNN_SPEC (and TRANSFORMER_FUSION --audio_encoder=cnn): "
+                      "channels per conv block.")
+    flags.DEFINE_integer("cnn_kernel_size", 3, "CNN kernel size.")
+    flags.DEFINE_boolean("use_prosody", False,
+                         "CNN_SPEC: also feed the prosody functionals.")
+    flags.DEFINE_integer("transformer_units", 64,
+                         "TRANSFORMER_FUSION: transformer width.")
+    flags.DEFINE_integer("transformer_heads", 4,
+                         "TRANSFORMER_FUSION: attention heads.")
+    flags.DEFINE_integer("transformer_layers", 2,
+                         "TRANSFORMER_FUSION: transformer blocks.")
+    flags.DEFINE_integer("transformer_ff_units", 128,
+                         "TRANSFORMER_FUSION: feed-forward width.")
+    flags.DEFINE_float("transformer_dropout", 0.1,
+                       "TRANSFORMER_FUSION: dropout RATE in the transformer.")
+    flags.DEFINE_enum("audio_encoder", "gru", ["gru", "cnn"],
+                      "TRANSFORMER_FUSION: audio encoder (ARE's GRU or "
+                      "CNN_SPEC's CNN).")
+    flags.DEFINE_boolean(
+        "use_side_features", True,
+        "TRANSFORMER_FUSION: a third, dense side modality (the prosody "
+        "vector, standing in for motion-capture features).")
+    flags.DEFINE_integer("side_units", 32,
+                         "TRANSFORMER_FUSION: side-feature projection.")
+    flags.DEFINE_enum("fusion", "concat", ["concat", "pairwise"],
+                      "TRANSFORMER_FUSION: modality fusion.")
+    flags.DEFINE_float("fusion_keep_prob", 0.7,
+                       "TRANSFORMER_FUSION: keep probability before logits.")
 
 
 DEFAULT_PREFIXES = {
@@ -116,11 +219,61 @@ DEFAULT_PREFIXES = {
     "TRE": "SE_nlp",
     "MDRE": "SE_multi",
     "MDREA": "SE_multi_attn_prosody",
+    "W2V2": "SE_w2v2",
+    "W2V2_TRE": "SE_w2v2_nlp",
+    "W2V2_TREA": "SE_w2v2_nlp_attn",
+    "BLSTM_SA_TEXT": "SE_blstm_sa",
+    "CNN_SPEC": "SE_cnn_spec",
+    "MMMF": "SE_mmmf",
+    "TRANSFORMER_FUSION": "SE_transformer_fusion",
 }
+SEED_MODELS = ("BLSTM_SA_TEXT", "CNN_SPEC", "MMMF", "TRANSFORMER_FUSION")
+
+
+def _seed_model_parts(model, hparams):
+    """Run-name fields of the seed-system models (after a model tag)."""
+    if model == "BLSTM_SA_TEXT":
+        return [("H", hparams["text_units"]),
+                ("A", hparams["attention_units"]),
+                ("dr", hparams["text_keep_prob"])]
+    if model == "CNN_SPEC":
+        return [("es", hparams["encoder_size_audio"]),
+                ("C", "-".join(str(f) for f in hparams["cnn_filters"])),
+                ("dr", hparams["audio_keep_prob"])]
+    if model == "MMMF":
+        return [("HA", hparams["audio_units"]), ("HT", hparams["text_units"]),
+                ("P", hparams["pooling"])]
+    return [("W", hparams["transformer_units"]),
+            ("N", hparams["transformer_layers"]),
+            ("A", hparams["audio_encoder"]),
+            ("S", int(hparams["use_side_features"])),
+            ("F", hparams["fusion"])]
+WAV2VEC2_MODELS = ("W2V2", "W2V2_TRE", "W2V2_TREA")
+
+
+def _wav2vec2_parts(hparams):
+    """Run-name fields of the wav2vec2 encoder: pooling, training mode.
+
+    E0 = frozen encoder; E1F = fine-tuned with a frozen feature extractor;
+    E1 = fully fine-tuned; lrE = the encoder's learning rate when it trains.
+    """
+    trainable = hparams["encoder_trainable"]
+    mode = "0" if not trainable else (
+        "1F" if hparams["freeze_feature_extractor"] else "1")
+    parts = [("P", hparams["pooling"]), ("E", mode)]
+    if trainable:
+        parts.append(("lrE", hparams["encoder_lr"]))
+    if hparams.get("fixed_input_length"):
+        parts.append(("S", hparams["fixed_input_length"]))
+    return parts
 
 
 def run_name_parts(model, hparams, use_glove, embedding_trainable):
-    """The original's run-name fields for `model` (see yoon_spec.md §4)."""
+    """The original's run-name fields for `model` (see yoon_spec.md §4).
+
+    The wav2vec2 models get the encoder's fields (`_wav2vec2_parts`), then
+    TRE's as in MDRE's names (esT, LT, HT, G, drT).
+    """
     audio = [
         ("es", hparams["encoder_size_audio"]),
         ("L", hparams["audio_layers"]),
@@ -132,10 +285,21 @@ def run_name_parts(model, hparams, use_glove, embedding_trainable):
         ("H", hparams["text_units"]),
         ("G", f"{int(use_glove)}{'' if embedding_trainable else 'F'}"),
     ]
+    if model in SEED_MODELS:
+        return _seed_model_parts(model, hparams)
     if model == "ARE":
         return audio + [("dr", hparams["audio_keep_prob"])]
     if model == "TRE":
         return text + [("dr", hparams["text_keep_prob"])]
+    if model in WAV2VEC2_MODELS:
+        parts = _wav2vec2_parts(hparams)
+        if model == "W2V2":
+            return parts
+        return (
+            parts
+            + [(tag + "T", value) for tag, value in text[:3]]
+            + [text[3], ("drT", hparams["text_keep_prob"])]
+        )
     return (
         [(tag + "A", value) for tag, value in audio]
         + [("drA", hparams["audio_keep_prob"])]
@@ -171,7 +335,31 @@ def train(
     seed=0,
     strategy="auto",
     jit_compile=False,
+    mixed_precision=False,
     export=True,
+    hub_handle=None,
+    encoder_trainable=True,
+    freeze_feature_extractor=True,
+    encoder_lr=1e-5,
+    fixed_input_length=None,
+    pooling="mean",
+    attention_units=64,
+    hidden_units=64,
+    mmmf_pooling="attention",
+    fusion_units=64,
+    cnn_filters=(32, 64),
+    cnn_kernel_size=3,
+    use_prosody=False,
+    transformer_units=64,
+    transformer_heads=4,
+    transformer_layers=2,
+    transformer_ff_units=128,
+    transformer_dropout=0.1,
+    audio_encoder="gru",
+    use_side_features=True,
+    side_units=32,
+    fusion="concat",
+    fusion_keep_prob=0.7,
     log=print,
 ):
     """Trains one model; returns (run_dir, TrainResult, result line).
@@ -182,9 +370,24 @@ def train(
 
     import experiment
     from models import export as export_lib
+    from models import optimizers
     from models import run_files
     from models import training
+    from models import wav2vec2_models
 
+    is_wav2vec2 = model in WAV2VEC2_MODELS
+    if is_wav2vec2:
+        if not hub_handle:
+            raise ValueError(
+                f"--model={model} needs --hub_handle: a TF-Hub URL such as "
+                "https://tfhub.dev/vasudevgupta7/wav2vec2/1 or a SavedModel "
+                "directory (an offline stand-in: python "
+                "tools/make_wav2vec2_standin.py --output_dir=DIR)."
+            )
+        if "://" not in hub_handle:
+            # A local directory: absolute, so that evaluate.py and export.py
+            # rebuild the model from anywhere.
+            hub_handle = os.path.abspath(hub_handle)
     fold = experiment.load_fold(data_dir, model)
     hparams = dict(
         audio_units=hidden_dim_audio,
@@ -197,6 +400,36 @@ def train(
         mask_attention=mask_attention,
         seed=seed,
     )
+    if model in SEED_MODELS:
+        hparams.update(
+            attention_units=attention_units,
+            hidden_units=hidden_units,
+            pooling=mmmf_pooling,
+            fusion_units=fusion_units,
+            cnn_filters=[int(f) for f in cnn_filters],
+            cnn_kernel_size=cnn_kernel_size,
+            use_prosody=use_prosody,
+            transformer_units=transformer_units,
+            transformer_heads=transformer_heads,
+            transformer_layers=transformer_layers,
+            transformer_ff_units=transformer_ff_units,
+            transformer_dropout=transformer_dropout,
+            audio_encoder=audio_encoder,
+            use_side_features=use_side_features,
+            side_units=side_units,
+            fusion=fusion,
+            fusion_keep_prob=fusion_keep_prob,
+        )
+        if model != "MMMF":
+            del hparams["pooling"]
+    if is_wav2vec2:
+        hparams.update(
+            hub_handle=hub_handle,
+            encoder_trainable=encoder_trainable,
+            freeze_feature_extractor=freeze_feature_extractor,
+            fixed_input_length=fixed_input_length,
+            pooling=pooling,
+        )
     kwargs = experiment.model_kwargs(
         model, fold, use_glove, embedding_dim, normalize_audio, **hparams
     )
@@ -206,7 +439,11 @@ def train(
         batch_size,
         run_name_parts(
             model,
-            dict(hparams, encoder_size_audio=encoder_size_audio),
+            dict(
+                hparams,
+                encoder_size_audio=encoder_size_audio,
+                encoder_lr=encoder_lr,
+            ),
             use_glove,
             embedding_trainable,
         ),
@@ -221,6 +458,7 @@ def train(
         num_train_steps=num_train_steps,
         patience=patience,
         jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
     )
     config = {
         "run_name": name,
@@ -238,6 +476,7 @@ def train(
             seed=seed,
             use_glove=use_glove,
             strategy=strategy,
+            **({"encoder_lr": encoder_lr} if is_wav2vec2 else {}),
         ),
     }
     config_path = os.path.join(run_dir, "config.json")
@@ -257,6 +496,14 @@ def train(
     log(f"[Info] run {name} -> {run_dir}")
 
     keras.utils.set_random_seed(seed)
+    extra_trainer_args = {}
+    if is_wav2vec2:
+        # The encoder gets --encoder_lr, everything else --lr.
+        extra_trainer_args["optimizer_fn"] = (
+            optimizers.encoder_head_optimizer_fn(
+                encoder_lr, wav2vec2_models.ENCODER_LAYER_NAME
+            )
+        )
     trainer = training.Trainer(
         lambda: experiment.build_model(model, kwargs, fold, use_glove),
         training.make_strategy(strategy),
@@ -265,14 +512,28 @@ def train(
         fold.num_classes,
         fold.label_names,
         log=log,
+        **extra_trainer_args,
     )
     splits = fold.splits
+    data_args = dict(
+        waveforms=is_wav2vec2,
+        waveform_max_samples=experiment.waveform_max_samples(trainer.model),
+    )
     result = trainer.fit(
         experiment.train_dataset_fn(
-            splits["train"], batch_size, sampling, seed, encoder_size_audio
+            splits["train"],
+            batch_size,
+            sampling,
+            seed,
+            encoder_size_audio,
+            **data_args,
         ),
-        experiment.eval_dataset(splits["dev"], batch_size, encoder_size_audio),
-        experiment.eval_dataset(splits["test"], batch_size, encoder_size_audio),
+        experiment.eval_dataset(
+            splits["dev"], batch_size, encoder_size_audio, **data_args
+        ),
+        experiment.eval_dataset(
+            splits["test"], batch_size, encoder_size_audio, **data_args
+        ),
         num_train=len(splits["train"]),
     )
     if not trainer.is_chief:
@@ -324,6 +585,13 @@ def main(argv):
             "--data_dir is required (a fold folder; make "
             "the demo one with `python -m "
             "preprocessing.demo_corpus --output_dir=...`)."
+        )
+    if flags.FLAGS.model in WAV2VEC2_MODELS and not flags.FLAGS.hub_handle:
+        raise app.UsageError(
+            f"--model={flags.FLAGS.model} needs --hub_handle (a TF-Hub URL "
+            "such as https://tfhub.dev/vasudevgupta7/wav2vec2/1, or a "
+            "SavedModel directory; an offline stand-in: python "
+            "tools/make_wav2vec2_standin.py --output_dir=DIR)."
         )
     values = flags.FLAGS
     kwargs = {

@@ -2,6 +2,8 @@
 
 import inspect
 
+from models import wav2vec2_models
+from models import seed_models
 from models import yoon
 
 MODELS = {
@@ -9,6 +11,11 @@ MODELS = {
     "TRE": yoon.TRE,
     "MDRE": yoon.MDRE,
     "MDREA": yoon.MDREA,
+    # wav2vec2 from a TF-Hub handle (or SavedModel dir), alone and with TRE.
+    **wav2vec2_models.MODELS,
+    # The other seed systems: BLSTM_SA_TEXT, CNN_SPEC, MMMF,
+    # TRANSFORMER_FUSION (models/seed_models.py).
+    **seed_models.MODELS,
 }
 
 

@@ -23,6 +23,14 @@ inputs (corpus rows, file sizes and times, GloVe file) and parameters; a
 rerun with the same hash and complete fold folders does nothing (`--force`
 rebuilds). `--features=opensmile` computes the features with the original's
 openSMILE configs instead (needs the optional `opensmile` package).
+
+`--store_waveforms` also stores the raw audio for the wav2vec2 models, as
+the demo corpus does: per split `{split}_waveform.npy` (int16 16 kHz PCM
+[n, S], zero-padded to the split's longest utterance) and
+`{split}_waveform_length.npy` (int32 [n], true samples), declared as extras
+in the fold's `manifest.json`. `--waveform_max_seconds` crops longer
+utterances (keeping their start) to bound the padded size, e.g. 15.375 s =
+the 246,000 samples the public TF-Hub wav2vec2 reads anyway.
 """
 
 import dataclasses
@@ -49,6 +57,13 @@ CORPORA = ("iemocap", "manifest")
 VOCABULARY_POLICIES = ("train", "all")
 MAX_LISTED_PROBLEMS = 1000
 ORIGINAL_IEMOCAP_SIZE = 5531
+# Options added after the first release are hashed only when they differ
+# from these defaults, so builds made before them stay up to date.
+_LATER_OPTION_DEFAULTS = {"store_waveforms": False,
+                          "waveform_max_seconds": None}
+# int16 PCM full scale: a 16-bit file read as float (x / 32768) is stored
+# back exactly.
+PCM16_SCALE = 32768
 
 
 @dataclasses.dataclass
@@ -82,6 +97,10 @@ class BuildConfig:
         num_workers: int. Feature-extraction processes.
         force: bool. Rebuild even when up to date.
         progress: bool. Progress line while extracting.
+        store_waveforms: bool. Also store 16 kHz int16 waveforms and their
+            lengths as the extras `waveform` / `waveform_length`.
+        waveform_max_seconds: float or None. Crop stored waveforms to this
+            many seconds (None: whole utterances).
     """
 
     corpus: str
@@ -109,6 +128,8 @@ class BuildConfig:
     num_workers: int = 2
     force: bool = False
     progress: bool = True
+    store_waveforms: bool = False
+    waveform_max_seconds: float = None
 
     def validate(self):
         """Raises ValueError for inconsistent settings."""
@@ -135,12 +156,67 @@ class BuildConfig:
                              f"of {manifest_corpus.BAD_ROW_POLICIES}.")
         if not self.output_dir:
             raise ValueError("output_dir is required.")
+        if self.waveform_max_seconds is not None:
+            if not self.store_waveforms:
+                raise ValueError("waveform_max_seconds needs "
+                                 "store_waveforms.")
+            if self.waveform_max_seconds <= 0:
+                raise ValueError("waveform_max_seconds must be > 0; found "
+                                 f"{self.waveform_max_seconds}.")
 
     def hashed_parameters(self):
         """The settings that change the output (not workers/progress/force)."""
         skip = {"output_dir", "num_workers", "force", "progress"}
         return {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(self).items() if k not in skip}
+                for k, v in dataclasses.asdict(self).items()
+                if k not in skip and not (
+                    k in _LATER_OPTION_DEFAULTS
+                    and v == _LATER_OPTION_DEFAULTS[k])}
+
+
+def read_waveforms(examples, max_seconds=None, log=None):
+    """Reads each example's audio as 16 kHz int16 PCM.
+
+    Args:
+        examples: sequence of corpus examples (with `wav_path`).
+        max_seconds: float or None. Keep at most this many seconds (the
+            start of the utterance).
+        log: callable(str) or None.
+
+    Returns:
+        list of int16 arrays [samples], one per example (about 2 bytes per
+        sample: ~0.8 GB for IEMOCAP's 5,531 utterances).
+    """
+    max_samples = (None if max_seconds is None else
+                   max(1, int(round(max_seconds * audio_features.SAMPLE_RATE))))
+    if log:
+        log(f"[build_arrays] reading {len(examples)} waveforms (16 kHz "
+            "int16" + (f", cropped to {max_seconds} s" if max_samples else "")
+            + ")")
+    waveforms = []
+    for example in examples:
+        waveform = audio_features.load_wav(example.wav_path)[:max_samples]
+        waveforms.append(np.clip(np.round(waveform * PCM16_SCALE),
+                                 -PCM16_SCALE, PCM16_SCALE - 1).astype(
+                                     np.int16))
+    return waveforms
+
+
+def waveform_matrix(waveforms, rows):
+    """Zero-pads the chosen waveforms into one array, as the demo corpus.
+
+    Args:
+        waveforms: list of int16 arrays [samples].
+        rows: sequence of int. Which ones, in order.
+
+    Returns:
+        (int16 [len(rows), longest], int32 [len(rows)] lengths).
+    """
+    lengths = np.array([len(waveforms[i]) for i in rows], dtype=np.int32)
+    matrix = np.zeros((len(rows), int(lengths.max(initial=1))), np.int16)
+    for row, index in enumerate(rows):
+        matrix[row, :lengths[row]] = waveforms[index]
+    return matrix, lengths
 
 
 def read_corpus(config):
@@ -297,6 +373,8 @@ def build(config, log=None):
     del kept_features, features
     labels = np.array([e.label for e in examples], dtype=np.int32)
     tokens = [text_features.tokenize(e.transcript) for e in examples]
+    waveforms = (read_waveforms(examples, config.waveform_max_seconds, log)
+                 if config.store_waveforms else None)
 
     if (config.corpus == "iemocap" and config.split == "random5"
             and len(examples) != ORIGINAL_IEMOCAP_SIZE):
@@ -379,6 +457,11 @@ def build(config, log=None):
                 prosody=prosody[index], text_ids=text_ids[index],
                 label=labels[index])
             for split_name, index in rows.items()}
+        if waveforms is not None:
+            for split_name, index in rows.items():
+                matrix, lengths = waveform_matrix(waveforms, index)
+                fold_splits[split_name].extras.update(
+                    waveform=matrix, waveform_length=lengths)
         counts = {split_name: _class_counts(labels[index],
                                             config.label_names)
                   for split_name, index in rows.items()}
@@ -393,6 +476,8 @@ def build(config, log=None):
             "text": {**text_info, "vocabulary_size": len(vocabulary),
                      "unknown_tokens": unknown},
             "embedding": report,
+            **({"waveforms": _waveform_info(config)}
+               if waveforms is not None else {}),
             "counts": counts,
             "sizes": {k: int(len(v)) for k, v in rows.items()},
             "split_ids": {k: [examples[i].id for i in v]
@@ -430,6 +515,12 @@ def _feature_info(config):
                 "prosody_names": list(audio_features.PROSODY_NAMES)}
     return {**audio_features.feature_parameters(), "backend": "numpy",
             "prosody_names": list(audio_features.PROSODY_NAMES)}
+
+
+def _waveform_info(config):
+    return {"sample_rate": audio_features.SAMPLE_RATE,
+            "encoding": "int16 PCM (float = value / 32768), zero-padded",
+            "max_seconds": config.waveform_max_seconds}
 
 
 def _split_options(config):
@@ -505,6 +596,13 @@ def _define_flags():
     flags.DEFINE_integer("num_workers", 2, "Feature extraction processes.")
     flags.DEFINE_bool("force", False, "Rebuild even if up to date.")
     flags.DEFINE_bool("progress", True, "Show a progress line.")
+    flags.DEFINE_bool("store_waveforms", False, "Also store 16 kHz int16 "
+                      "waveforms + lengths (extras `waveform`, "
+                      "`waveform_length`) for the wav2vec2 models.")
+    flags.DEFINE_float("waveform_max_seconds", None, "With "
+                       "--store_waveforms: crop longer utterances to this "
+                       "many seconds (e.g. 15.375 = the public TF-Hub "
+                       "wav2vec2's input).")
     flags.mark_flags_as_required(["corpus", "output_dir"])
     return flags.FLAGS
 
@@ -535,7 +633,9 @@ def config_from_flags(flag_values):
                   if flag_values.sessions else None),
         on_bad_row=flag_values.on_bad_row,
         num_workers=flag_values.num_workers, force=flag_values.force,
-        progress=flag_values.progress)
+        progress=flag_values.progress,
+        store_waveforms=flag_values.store_waveforms,
+        waveform_max_seconds=flag_values.waveform_max_seconds)
 
 
 def main(argv):

@@ -16,8 +16,26 @@ Features (names shared with `models/`; checked by tests/test_contract.py):
 | `text_ids`      | [B, 128]    | int32   | token ids, 0-padded                  |
 | `text_length`   | [B]         | int32   | index of the first 0 (or the width)  |
 
-plus one feature per requested extra array (e.g. waveforms). The label is
-int32 [B].
+plus one feature per requested extra array, under its own name and dtype.
+The label is int32 [B].
+
+With `waveforms=True` (the wav2vec2 models), two more features come from the
+split's `waveform` / `waveform_length` extras (int16 [n, S_max] zero-padded
+PCM and int32 [n], as the demo corpus and `build_arrays --store_waveforms`
+write them):
+
+| name              | shape   | dtype   | meaning                              |
+|-------------------|---------|---------|--------------------------------------|
+| `waveform`        | [B, S]  | float32 | PCM / 32768, in [-1, 1); 0 past the  |
+|                   |         |         | length; S = longest clipped length   |
+| `waveform_length` | [B]     | int32   | min(length, waveform_max_samples)    |
+
+Only the batch is converted to float32: the corpus stays int16 (read from a
+fold folder, it even stays memory-mapped, since `reference_arrays` loads a
+contiguous .npy of the right dtype without copying it), so no float copy of
+all waveforms is ever made. Like the MFCC, the batch is cropped to its
+longest (clipped) waveform, rounded up to a multiple of
+`waveform_crop_multiple` samples; the encoder masks and pads from there.
 
 Audio is cropped per batch to its longest (clipped) utterance, rounded up to
 a multiple of `crop_multiple` frames: the original's `dynamic_rnn` also
@@ -31,7 +49,10 @@ import tensorflow as tf
 
 FEATURE_NAMES = ("audio_mfcc", "audio_length", "audio_prosody", "text_ids",
                  "text_length")
+WAVEFORM_FEATURES = ("waveform", "waveform_length")
 MODES = ("eval", "sample", "epochs")
+# Full scale of 16-bit PCM: int16 / 32768 lies in [-1, 1).
+PCM16_SCALE = 32768.0
 
 
 def text_lengths(text_ids):
@@ -49,10 +70,71 @@ def text_lengths(text_ids):
                     text_ids.shape[1]).astype(np.int32)
 
 
+def check_waveforms(split):
+    """Validates a split's `waveform` / `waveform_length` extras.
+
+    Raises:
+        ValueError: missing, wrongly shaped or typed waveform extras.
+    """
+    missing = [name for name in WAVEFORM_FEATURES if name not in split.extras]
+    if missing:
+        raise ValueError(f"The split has no {missing} extra arrays (it has "
+                         f"{sorted(split.extras)}); raw-waveform models need "
+                         "`waveform` int16 [n, samples] and "
+                         "`waveform_length` int32 [n].")
+    waveform = split.extras["waveform"]
+    lengths = split.extras["waveform_length"]
+    if waveform.ndim != 2 or not (waveform.dtype == np.int16
+                                  or waveform.dtype.kind == "f"):
+        raise ValueError("Extra array `waveform` must be int16 PCM (or float "
+                         "in [-1, 1]) of shape [n, samples]; found "
+                         f"{waveform.dtype} {list(waveform.shape)}.")
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+        raise ValueError("Extra array `waveform_length` must be an integer "
+                         f"array [n]; found {lengths.dtype} "
+                         f"{list(lengths.shape)}.")
+    if len(lengths) and (lengths.min() < 0
+                         or lengths.max() > waveform.shape[1]):
+        raise ValueError(f"`waveform_length` values must lie in 0.."
+                         f"{waveform.shape[1]} (the waveform width); found "
+                         f"{lengths.min()}..{lengths.max()}.")
+
+
+class _WaveformGatherer:
+    """Crops a batch of waveform rows and converts only it to float32."""
+
+    def __init__(self, split, max_samples, crop_multiple):
+        self.waveform = split.extras["waveform"]
+        width = self.waveform.shape[1]
+        self.max_samples = width if max_samples is None else min(
+            int(max_samples), width)
+        self.length = np.minimum(split.extras["waveform_length"],
+                                 self.max_samples).astype(np.int32)
+        self.crop_multiple = crop_multiple
+        self.scale = (1.0 / PCM16_SCALE if self.waveform.dtype == np.int16
+                      else 1.0)
+
+    def __call__(self, indices):
+        lengths = self.length[indices]
+        samples = int(lengths.max(initial=1))
+        if self.crop_multiple:
+            samples = -(-samples // self.crop_multiple) * self.crop_multiple
+        samples = max(1, min(samples, self.max_samples))
+        # Fancy indexing copies just these rows (int16), then one float32
+        # batch; np.multiply writes the float result in place.
+        batch = self.waveform[indices, :samples].astype(np.float32)
+        np.multiply(batch, np.float32(self.scale), out=batch)
+        # Samples past a clipped length are zeroed, so the padding is 0.0
+        # whatever the stored array holds there.
+        batch[np.arange(samples)[None, :] >= lengths[:, None]] = 0.0
+        return batch, lengths
+
+
 class _BatchGatherer:
     """Gathers a batch of rows from in-memory arrays (runs in numpy_function)."""
 
-    def __init__(self, split, audio_max_frames, crop_multiple, extras):
+    def __init__(self, split, audio_max_frames, crop_multiple, extras,
+                 waveforms=None):
         self.mfcc = split.mfcc
         self.audio_length = np.minimum(split.seq_len, audio_max_frames,
                                        dtype=np.int64).astype(np.int32)
@@ -63,6 +145,7 @@ class _BatchGatherer:
         self.text_length = text_lengths(split.text_ids)
         self.label = split.label
         self.extras = [split.extras[name] for name in extras]
+        self.waveforms = waveforms
 
     def __call__(self, indices):
         lengths = self.audio_length[indices]
@@ -70,10 +153,13 @@ class _BatchGatherer:
         if self.crop_multiple:
             frames = -(-frames // self.crop_multiple) * self.crop_multiple
         frames = max(1, min(frames, self.audio_max_frames))
+        waveform_values = (self.waveforms(indices) if self.waveforms
+                           else ())
         return (self.mfcc[indices, :frames], lengths, self.prosody[indices],
                 self.text_ids[indices], self.text_length[indices],
                 self.label[indices],
-                *(extra[indices] for extra in self.extras))
+                *(extra[indices] for extra in self.extras),
+                *waveform_values)
 
 
 def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
@@ -103,7 +189,8 @@ def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
 
 def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                  audio_max_frames=750, crop_multiple=50, extras=(),
-                 num_shards=1, shard_index=0):
+                 num_shards=1, shard_index=0, waveforms=False,
+                 waveform_max_samples=None, waveform_crop_multiple=1600):
     """Builds the `(features, label)` dataset of one split.
 
     Args:
@@ -124,6 +211,15 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             under their own names.
         num_shards: int. Input pipelines (workers) sharing the split.
         shard_index: int. This pipeline's index.
+        waveforms: bool. Add the float32 `waveform` and int32
+            `waveform_length` features (see the module docstring) from the
+            split's extras of those names.
+        waveform_max_samples: int or None. Clip waveform lengths to this
+            many samples and never feed samples beyond it (e.g. a
+            fixed-length encoder's input length); None keeps whole
+            utterances.
+        waveform_crop_multiple: int. Round the per-batch waveform crop up to
+            this many samples (0: the exact longest length).
 
     Returns:
         `tf.data.Dataset` of `(dict name → tensor, label int32 [B])`.
@@ -139,10 +235,25 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
     if missing:
         raise ValueError(f"Extra arrays {missing} are not in the split "
                          f"(it has {sorted(split.extras)}).")
-    gather = _BatchGatherer(split, audio_max_frames, crop_multiple, extras)
+    waveform_gatherer = None
+    if waveforms:
+        clash = [name for name in extras if name in WAVEFORM_FEATURES]
+        if clash:
+            raise ValueError(f"extras {clash} clash with the features "
+                             "waveforms=True adds; request them one way.")
+        check_waveforms(split)
+        if waveform_max_samples is not None and waveform_max_samples < 1:
+            raise ValueError("waveform_max_samples must be >= 1 or None, "
+                             f"got {waveform_max_samples}.")
+        waveform_gatherer = _WaveformGatherer(split, waveform_max_samples,
+                                              waveform_crop_multiple)
+    gather = _BatchGatherer(split, audio_max_frames, crop_multiple, extras,
+                            waveform_gatherer)
     extra_arrays = [split.extras[name] for name in extras]
     dtypes = [tf.float32, tf.int32, tf.float32, tf.int32, tf.int32, tf.int32]
     dtypes += [tf.as_dtype(array.dtype) for array in extra_arrays]
+    if waveforms:
+        dtypes += [tf.float32, tf.int32]
 
     def to_features(indices):
         values = tf.numpy_function(gather, [indices], dtypes, stateful=False)
@@ -157,6 +268,12 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
         for name, array, value in zip(extras, extra_arrays, values[6:]):
             value.set_shape([None] + list(array.shape[1:]))
             features[name] = value
+        if waveforms:
+            waveform, waveform_length = values[6 + len(extras):]
+            waveform.set_shape([None, None])
+            waveform_length.set_shape([None])
+            features.update(waveform=waveform,
+                            waveform_length=waveform_length)
         return features, label
 
     dataset = _index_batches(n, batch_size, mode, seed, start_step,
