@@ -1,4 +1,4 @@
-"""Exports a trained run as a SavedModel with a named serving signature.
+"""Exports a trained run as a self-contained SavedModel.
 
 Example:
 
@@ -6,7 +6,11 @@ Example:
 
 The `serving_default` signature takes the model's inputs by name (batch and
 time dimensions None) and returns `logits`, `probabilities`,
-`predicted_label` and `predicted_name`. train.py already exports to
+`predicted_label` and `predicted_name`. The export also carries what
+`predict.py` needs to go from a wav file and a transcript to those inputs
+(`assets/metadata.json`: label names, feature parameters, encoder size,
+text width; `assets/vocabulary.json`), so it predicts without the run or
+its fold folder (see `inference.export_run`). train.py already exports to
 `<run_dir>/saved_model`; this binary re-exports any finished run.
 """
 
@@ -27,15 +31,9 @@ def define_flags():
 
 def export(run_dir, export_dir=None):
     """Rebuilds the run's model and exports it; returns the export folder."""
-    import experiment
-    from models import export as export_lib
+    import inference
 
-    model, config = experiment.load_trained_model(run_dir)
-    return export_lib.export_saved_model(
-        model,
-        export_dir or os.path.join(run_dir, "saved_model"),
-        config["data"]["label_names"],
-    )
+    return inference.export_run(run_dir, export_dir)
 
 
 def main(argv):

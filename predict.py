@@ -1,0 +1,150 @@
+"""Predicts the emotion of wav files (with transcripts) from a trained model.
+
+Examples:
+
+    python predict.py --model_dir=/tmp/mdrea a.wav b.wav \
+        --text "I can't believe you did that" --text "Okay, see you then."
+    python predict.py --model_dir=runs/SE_multi_D... --manifest=calls.tsv
+
+`--model_dir` is a SavedModel written by export.py / train.py (it carries
+the vocabulary, feature parameters and label names: nothing else is
+needed) or a run folder (its `saved_model/`, or the model rebuilt from the
+run and its fold folder). Transcripts come from repeated `--text` (one per
+wav file, in order), `--text_file` (one per line) or a `--manifest` CSV/TSV
+(columns wav_path and transcript; relative paths from the manifest's
+folder). Models without text (ARE) ignore transcripts; text models need
+one per file.
+
+Prints a table and writes `--output_json`. A file that cannot be used (empty,
+not audio, no transcript for a text model) gets an error line of its own and
+the others are still predicted. Exit status: 0 when at least one file was
+predicted, 1 when all failed, 2 when the model (or a --text_file/--manifest)
+cannot be read.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+
+def define_flags():
+    """Defines this binary's flags (only when it runs as a program, so that
+    the binaries stay importable together, e.g. by the tests)."""
+    flags.DEFINE_string(
+        "model_dir", None, "SavedModel from export.py, or a run folder."
+    )
+    flags.DEFINE_multi_string(
+        "text", [], "Transcript of each wav file, in order (repeat it)."
+    )
+    flags.DEFINE_string(
+        "text_file", None, "Transcripts, one line per wav file."
+    )
+    flags.DEFINE_string(
+        "manifest",
+        None,
+        "CSV/TSV with a wav_path (or wav/path/audio/file) column and an "
+        "optional transcript (or text) column; adds its rows to the wav "
+        "files given as arguments.",
+    )
+    flags.DEFINE_string(
+        "output_json",
+        "predictions.json",
+        "Where the per-file results go ('' = do not write).",
+    )
+
+
+def gather_items(wav_paths, texts=(), text_file=None, manifest=None):
+    """(wav path, transcript or None) pairs from the command-line inputs.
+
+    Raises:
+        app.UsageError: transcripts that do not pair up with the files.
+    """
+    import inference
+
+    wav_paths = list(wav_paths)
+    if texts and text_file:
+        raise app.UsageError("Give transcripts with --text or --text_file, "
+                             "not both.")
+    transcripts = list(texts) if texts else (
+        inference.read_text_file(text_file) if text_file else [])
+    if transcripts and len(transcripts) != len(wav_paths):
+        raise app.UsageError(
+            f"{len(transcripts)} transcript(s) for {len(wav_paths)} wav "
+            "file(s): give exactly one per file, in order.")
+    items = list(zip(wav_paths, transcripts or [None] * len(wav_paths)))
+    if manifest:
+        items += inference.read_manifest(manifest)
+    if not items:
+        raise app.UsageError("No input: give wav files as arguments and/or "
+                             "--manifest.")
+    return items
+
+
+def predict(model_dir, items, output_json=None):
+    """Predicts every item; returns (results, label names).
+
+    Writes `output_json` (atomically) when given.
+    """
+    import inference
+    from models import run_files
+
+    predictor = inference.Predictor.load(model_dir)
+    results = predictor.predict_files(items)
+    if output_json:
+        run_files.write_json(output_json, {
+            "model_dir": os.path.abspath(model_dir),
+            "source": predictor.source,
+            "model": predictor.assets.model_name,
+            "label_names": list(predictor.label_names),
+            "num_files": len(results),
+            "num_failed": sum("error" in r for r in results),
+            "results": results,
+        })
+    return results, predictor.label_names
+
+
+def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
+        output_json=None, log=print):
+    """predict.py without flags: predicts, prints the table and a summary.
+
+    Returns:
+        int. Exit status: 0 if at least one file was predicted, 1 if all
+        failed.
+    """
+    import inference
+
+    items = gather_items(wav_paths, texts, text_file, manifest)
+    results, label_names = predict(model_dir, items, output_json)
+    log(inference.format_table(results, label_names))
+    failed = sum("error" in r for r in results)
+    summary = f"{len(results) - failed} of {len(results)} file(s) predicted"
+    if output_json:
+        summary += f"; results in {output_json}"
+    log(summary)
+    return 1 if failed == len(results) else 0
+
+
+def main(argv):
+    import inference
+
+    values = flags.FLAGS
+    logging.set_verbosity(logging.WARNING)
+    try:
+        return run(values.model_dir, argv[1:], values.text,
+                   values.text_file, values.manifest, values.output_json)
+    except (FileNotFoundError, inference.InferenceError,
+            inference.reference_arrays.DataError) as error:
+        # The model (or a transcript/manifest file) is unusable: nothing
+        # to predict with, so no table.
+        print(f"predict.py: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    define_flags()
+    flags.mark_flags_as_required(["model_dir"])
+    app.run(main)
