@@ -369,7 +369,7 @@ def train(
     import keras
 
     import experiment
-    from models import export as export_lib
+    import inference
     from models import optimizers
     from models import run_files
     from models import training
@@ -554,11 +554,9 @@ def train(
         },
     )
     if export:
-        export_lib.export_saved_model(
-            trainer.model,
-            os.path.join(run_dir, "saved_model"),
-            fold.label_names,
-        )
+        # A self-contained export: it also carries the vocabulary, feature
+        # parameters and label names, so predict.py needs nothing else.
+        inference.export_run(run_dir, model=trainer.model)
     line = run_files.append_result(
         result_file,
         fold.name,
