@@ -283,3 +283,30 @@ def test_opensmile_feature_backend(tmp_path):
     mfcc = af.opensmile_mfcc_e_d_a(waveform)
     np.testing.assert_allclose(fold.splits["test"].mfcc[0, :len(mfcc)],
                                mfcc, rtol=1e-5)
+
+
+def test_train_py_trains_on_built_folds_unchanged(iemocap_build, tmp_path):
+    """Both corpus kinds → fold folders that train.py uses as they are."""
+    import train
+
+    root = str(tmp_path)
+    manifest = make_manifest_corpus(root, num=24, num_speakers=6)
+    config = build_arrays.BuildConfig(
+        corpus="manifest", manifest=manifest, output_dir=root + "/out",
+        split="speaker", num_folds=3, embedding_dim=8, num_workers=1,
+        progress=False)
+    build_arrays.build(config, log=_quiet)
+    iemocap_config = iemocap_build[0]
+    result_file = str(tmp_path / "TEST_run_result.txt")
+    for model, fold_dir in (
+            ("MDREA", os.path.join(iemocap_config.output_dir,
+                                   "audio_woZ_set01")),
+            ("MDRE", os.path.join(config.output_dir, "speaker_fold01"))):
+        train.train(model, fold_dir, run_dir=str(tmp_path / model),
+                    result_file=result_file, batch_size=8,
+                    num_train_steps=3, hidden_dim_audio=4, hidden_dim_text=4,
+                    export=False, log=_quiet)
+    with open(result_file) as f:
+        lines = f.read().splitlines()
+    assert [line.split("\t")[1] for line in lines] == [
+        "audio_woZ_set01", "speaker_fold01"]
