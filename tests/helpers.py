@@ -75,3 +75,34 @@ def padded_batch(audio_lengths, text_lengths, frames=None, names=None,
     if names is not None:
         features = {name: features[name] for name in names}
     return features
+
+
+def tiny_demo_run(root, model="MDREA", num_utterances=24):
+    """A small demo corpus and a tiny trained run in `root`, for the
+    prediction/explanation tests.
+
+    Returns:
+        dict with root, fold_dir, run_dir and rows (metadata.tsv rows with
+        absolute `wav_path`).
+    """
+    import csv
+    import os
+
+    import train
+    from preprocessing import demo_corpus
+
+    corpus_dir = os.path.join(str(root), "demo")
+    fold_dir = demo_corpus.generate(corpus_dir, num_utterances=num_utterances,
+                                    num_workers=1, log=lambda _: None)
+    run_dir = os.path.join(str(root), "run")
+    train.train(model=model, data_dir=fold_dir, run_dir=run_dir,
+                num_train_steps=6, batch_size=16, hidden_dim_audio=4,
+                hidden_dim_text=4, encoder_size_audio=100, export=False,
+                log=lambda _: None,
+                result_file=os.path.join(str(root), "results.txt"))
+    with open(os.path.join(corpus_dir, "metadata.tsv")) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for row in rows:
+        row["wav_path"] = os.path.join(corpus_dir, row["wav_path"])
+    return {"root": root, "fold_dir": fold_dir, "run_dir": run_dir,
+            "rows": rows}

@@ -1,6 +1,5 @@
 """inference.py: self-contained exports, prediction from wav + transcript."""
 
-import csv
 import json
 import os
 import shutil
@@ -12,10 +11,9 @@ import tensorflow as tf
 
 import experiment
 import inference
-import train
 from models import registry
 from models import run_files
-from preprocessing import demo_corpus
+from tests import helpers
 from preprocessing import reference_arrays
 from preprocessing import text_features
 
@@ -24,22 +22,10 @@ from preprocessing import text_features
 def demo(tmp_path_factory):
     """A small demo corpus (wav files + fold folder) and a tiny MDREA run."""
     root = tmp_path_factory.mktemp("inference")
-    corpus_dir = str(root / "demo")
-    fold_dir = demo_corpus.generate(corpus_dir, num_utterances=24,
-                                    num_workers=1, log=lambda _: None)
-    run_dir = str(root / "run")
-    train.train(model="MDREA", data_dir=fold_dir, run_dir=run_dir,
-                num_train_steps=6, batch_size=16, hidden_dim_audio=4,
-                hidden_dim_text=4, encoder_size_audio=100, export=False,
-                log=lambda _: None, result_file=str(root / "results.txt"))
-    export_dir = inference.export_run(run_dir, str(root / "export"))
-    with open(os.path.join(corpus_dir, "metadata.tsv")) as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    for row in rows:
-        row["wav_path"] = os.path.join(corpus_dir, row["wav_path"])
-    return {"root": root, "fold_dir": fold_dir, "run_dir": run_dir,
-            "export_dir": export_dir, "rows": rows,
-            "predictor": inference.Predictor.load(export_dir)}
+    demo = helpers.tiny_demo_run(root)
+    export_dir = inference.export_run(demo["run_dir"], str(root / "export"))
+    return dict(demo, export_dir=export_dir,
+                predictor=inference.Predictor.load(export_dir))
 
 
 def _probabilities(result, label_names):

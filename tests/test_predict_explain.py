@@ -1,6 +1,5 @@
 """predict.py and explain.py as a user runs them, on a tiny demo-corpus run."""
 
-import csv
 import json
 import os
 import re
@@ -11,8 +10,7 @@ import pytest
 
 import explain
 import inference
-import train
-from preprocessing import demo_corpus
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,22 +28,9 @@ def run(binary, *args, **flags):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict_explain")
-    corpus_dir = str(root / "demo")
-    fold_dir = demo_corpus.generate(corpus_dir, num_utterances=24,
-                                    num_workers=1, log=lambda _: None)
-    run_dir = str(root / "run")
-    train.train(model="MDREA", data_dir=fold_dir, run_dir=run_dir,
-                num_train_steps=6, batch_size=16, hidden_dim_audio=4,
-                hidden_dim_text=4, encoder_size_audio=100, export=False,
-                log=lambda _: None, result_file=str(root / "results.txt"))
-    with open(os.path.join(corpus_dir, "metadata.tsv")) as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    for row in rows:
-        row["wav_path"] = os.path.join(corpus_dir, row["wav_path"])
-    return {"root": root, "fold_dir": fold_dir, "run_dir": run_dir,
-            "rows": rows,
-            "export_dir": inference.export_run(run_dir,
-                                               str(root / "model"))}
+    demo = helpers.tiny_demo_run(root)
+    return dict(demo, export_dir=inference.export_run(
+        demo["run_dir"], str(root / "model")))
 
 
 def _check_png(path):
