@@ -74,3 +74,31 @@ def test_cli_and_errors(runs, tmp_path):
                 log=lambda _: None)
     with pytest.raises(ValueError, match="different fold folders"):
         ensemble.ensemble([run_dirs[0], other_run])
+
+
+def test_feature_level_ensemble_trains_only_a_head(runs, tmp_path):
+    import tensorflow as tf
+
+    from models import feature_ensemble
+
+    _, fold_dir, run_dirs = runs
+    members = [experiment.load_trained_model(r)[0] for r in run_dirs]
+    before = [w.numpy().copy() for m in members for w in m.weights]
+    model = feature_ensemble.build_feature_ensemble(members, 4, seed=0)
+    # ARE's feature is e_A [4 + 35], TRE's the text state [4]: one head.
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == (
+        (4 + 35 + 4) * 4 + 1)
+    assert sorted(t.name for t in model.inputs) == sorted(
+        {t.name for m in members for t in m.inputs})
+    result = ensemble.ensemble(run_dirs, "feature", str(tmp_path / "f"),
+                               num_train_steps=6, batch_size=16)
+    assert result["head_parameters"] == (4 + 35 + 4) * 4 + 1
+    assert result["num_examples"] == 16
+    after = [w.numpy() for m in members for w in m.weights]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)  # members stay frozen
+    served = tf.saved_model.load(str(tmp_path / "f" / "saved_model"))
+    batch = helpers.padded_batch([5, 3], [4, 2])
+    out = served.signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in batch.items()})
+    assert out["probabilities"].shape == (2, 4)
