@@ -41,6 +41,7 @@ layer `word_embedding` so that `experiment.build_model` can load GloVe.
 import keras
 import tensorflow as tf
 
+from models import config_model
 from models import layers
 from models import pooling as pooling_lib
 from models import yoon
@@ -50,12 +51,8 @@ FUSIONS = ("concat", "pairwise")
 AUDIO_ENCODERS = ("gru", "cnn")
 
 
-def _seed(seed, offset):
-    return None if seed is None else seed + offset
-
-
-def _glorot(seed):
-    return keras.initializers.GlorotUniform(seed=seed)
+_seed = config_model.offset_seed
+_glorot = config_model.glorot
 
 
 def _check_keep(name, value):
@@ -297,8 +294,8 @@ class KeyPaddingMask(keras.layers.Layer):
 # --------------------------------------------------------------- models ---
 
 
-class _SeedModel(keras.Model):
-    """Functional model whose config is exactly its constructor arguments."""
+class _SeedModel(config_model.ConfigModel):
+    """A seed-system model: its output layer is a Dense map (`logits`)."""
 
     def _build(self, inputs, features, config, name, kwargs):
         """Adds the Dense output layer (`logits`) and builds the graph."""
@@ -306,15 +303,7 @@ class _SeedModel(keras.Model):
             config["num_classes"],
             kernel_initializer=_glorot(_seed(config["seed"], 1)),
             name="logits")(features)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
-
-    def get_config(self):
-        return {"name": self.name, **self._config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._finish(inputs, logits, config, name, kwargs)
 
 
 def _embedded_text(inputs, vocab_size, embedding_dim, embedding_trainable,
@@ -401,7 +390,7 @@ class BLSTM_SA_TEXT(_SeedModel):
                  text_units=128, text_keep_prob=0.7, attention_units=64,
                  hidden_units=64, text_length=128, num_classes=4, seed=None,
                  name="BLSTM_SA_TEXT", **kwargs):
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         inputs = yoon._text_inputs(text_length)
         embedded = _embedded_text(inputs, vocab_size, embedding_dim,
                                   embedding_trainable, seed)
@@ -447,7 +436,7 @@ class CNN_SPEC(_SeedModel):
                  audio_normalization=None, seed=None, name="CNN_SPEC",
                  **kwargs):
         cnn_filters = tuple(int(f) for f in cnn_filters)
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         config["cnn_filters"] = list(cnn_filters)
         _check_keep("audio_keep_prob", audio_keep_prob)
         inputs = yoon._audio_inputs(mfcc_dim, prosody_dim)
@@ -515,7 +504,7 @@ class MMMF(_SeedModel):
                  fusion_units=64, mfcc_dim=39, prosody_dim=35,
                  text_length=128, num_classes=4, audio_normalization=None,
                  seed=None, name="MMMF", **kwargs):
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         _check_choice("pooling", pooling, MMMF_POOLINGS)
         inputs = {**yoon._audio_inputs(mfcc_dim, prosody_dim),
                   **yoon._text_inputs(text_length)}
@@ -641,7 +630,7 @@ class TRANSFORMER_FUSION(_SeedModel):
                  num_classes=4, audio_normalization=None, seed=None,
                  name="TRANSFORMER_FUSION", **kwargs):
         cnn_filters = tuple(int(f) for f in cnn_filters)
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         config["cnn_filters"] = list(cnn_filters)
         _check_choice("audio_encoder", audio_encoder, AUDIO_ENCODERS)
         _check_choice("fusion", fusion, FUSIONS)

@@ -39,6 +39,7 @@ The encoder layer is always named `wav2vec2` (`ENCODER_LAYER_NAME`);
 
 import keras
 
+from models import config_model
 from models import layers
 from models import pooling as pooling_lib
 from models import wav2vec2_encoder
@@ -57,8 +58,7 @@ def _waveform_inputs():
     }
 
 
-def _glorot(seed):
-    return keras.initializers.GlorotUniform(seed=seed)
+_glorot = config_model.glorot
 
 
 def _audio_vector(inputs, hub_handle, encoder_trainable,
@@ -89,7 +89,7 @@ def _audio_vector(inputs, hub_handle, encoder_trainable,
 
 
 @keras.saving.register_keras_serializable(package="mse")
-class W2V2(yoon._YoonModel):
+class W2V2(config_model.ConfigModel):
     """wav2vec2 → masked mean or attention pooling → linear classifier.
 
     logits = e_W·W + b with e_W the pooled frames (see the module docstring).
@@ -117,20 +117,19 @@ class W2V2(yoon._YoonModel):
                  freeze_feature_extractor=True, fixed_input_length=None,
                  pooling="mean", num_classes=4, seed=None, name="W2V2",
                  **kwargs):
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         inputs = _waveform_inputs()
         audio = _audio_vector(inputs, hub_handle, encoder_trainable,
                               freeze_feature_extractor, fixed_input_length,
                               pooling, seed)
         logits = keras.layers.Dense(
-            num_classes, kernel_initializer=_glorot(yoon._seed(seed, 1)),
+            num_classes, kernel_initializer=_glorot(config_model.offset_seed(seed, 1)),
             name="logits")(audio)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._finish(inputs, logits, config, name, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
-class W2V2_TRE(yoon._YoonModel):  # noqa: N801 (the model's registry name)
+class W2V2_TRE(config_model.ConfigModel):  # noqa: N801 (the model's registry name)
     """wav2vec2 audio vector + TRE text state, fused as in MDRE.
 
     a = e_W·M_A[D, D // 2] + b; t = h_T·M_T[text_units, text_units // 2] + b;
@@ -148,7 +147,7 @@ class W2V2_TRE(yoon._YoonModel):  # noqa: N801 (the model's registry name)
                  text_units=200, text_layers=1, text_keep_prob=0.3,
                  text_length=128, num_classes=4, seed=None, name="W2V2_TRE",
                  **kwargs):
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         inputs = {**_waveform_inputs(), **yoon._text_inputs(text_length)}
         audio = _audio_vector(inputs, hub_handle, encoder_trainable,
                               freeze_feature_extractor, fixed_input_length,
@@ -158,21 +157,20 @@ class W2V2_TRE(yoon._YoonModel):  # noqa: N801 (the model's registry name)
                                     text_layers, text_keep_prob, seed)
         audio = keras.layers.Dense(
             audio.shape[-1] // 2,
-            kernel_initializer=_glorot(yoon._seed(seed, 2)),
+            kernel_initializer=_glorot(config_model.offset_seed(seed, 2)),
             name="audio_projection")(audio)
         text = keras.layers.Dense(
-            text_units // 2, kernel_initializer=_glorot(yoon._seed(seed, 3)),
+            text_units // 2, kernel_initializer=_glorot(config_model.offset_seed(seed, 3)),
             name="text_projection")(text)
         fused = keras.layers.Concatenate(name="fused")([audio, text])
         logits = keras.layers.Dense(
-            num_classes, kernel_initializer=_glorot(yoon._seed(seed, 1)),
+            num_classes, kernel_initializer=_glorot(config_model.offset_seed(seed, 1)),
             name="logits")(fused)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._finish(inputs, logits, config, name, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
-class W2V2_TREA(yoon._YoonModel):  # noqa: N801 (the model's registry name)
+class W2V2_TREA(config_model.ConfigModel):  # noqa: N801 (the model's registry name)
     """The wav2vec2 audio vector queries the TRE text outputs, as in MDREA.
 
     q = e_W·W_q[D, text_units] + b; H = Luong dot attention of q over the
@@ -191,7 +189,7 @@ class W2V2_TREA(yoon._YoonModel):  # noqa: N801 (the model's registry name)
                  text_units=200, text_layers=1, text_keep_prob=0.3,
                  text_length=128, num_classes=4, mask_attention=True,
                  seed=None, name="W2V2_TREA", **kwargs):
-        config = yoon._constructor_arguments(locals())
+        config = config_model.constructor_arguments(locals())
         inputs = {**_waveform_inputs(), **yoon._text_inputs(text_length)}
         audio = _audio_vector(inputs, hub_handle, encoder_trainable,
                               freeze_feature_extractor, fixed_input_length,
@@ -200,17 +198,16 @@ class W2V2_TREA(yoon._YoonModel):  # noqa: N801 (the model's registry name)
             inputs, vocab_size, embedding_dim, embedding_trainable,
             text_units, text_layers, text_keep_prob, seed)
         query = keras.layers.Dense(
-            text_units, kernel_initializer=_glorot(yoon._seed(seed, 2)),
+            text_units, kernel_initializer=_glorot(config_model.offset_seed(seed, 2)),
             name="audio_query")(audio)
         context, _ = layers.LuongDotAttention(
             mask_attention=mask_attention, name="text_attention")(
                 [text_outputs, query, inputs["text_length"]])
         fused = keras.layers.Concatenate(name="fused")([context, query])
         logits = keras.layers.Dense(
-            num_classes, kernel_initializer=_glorot(yoon._seed(seed, 1)),
+            num_classes, kernel_initializer=_glorot(config_model.offset_seed(seed, 1)),
             name="logits")(fused)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
+        self._finish(inputs, logits, config, name, kwargs)
 
 
 MODELS = {"W2V2": W2V2, "W2V2_TRE": W2V2_TRE, "W2V2_TREA": W2V2_TREA}

@@ -23,6 +23,7 @@ MDRE 300·V + 492,966; MDREA 300·V + 493,202.
 
 import keras
 
+from models import config_model
 from models import layers
 
 AUDIO_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody")
@@ -98,12 +99,6 @@ def _text_branch(inputs, vocab_size, embedding_dim, embedding_trainable,
                       keep_prob, None if seed is None else seed + 100, "text")
 
 
-def _constructor_arguments(arguments):
-    """The constructor's own arguments: they are the model's whole config."""
-    return {key: value for key, value in arguments.items()
-            if key not in ("self", "name", "kwargs", "__class__")}
-
-
 def _multimodal_encoders(config):
     """Inputs, e_A [B, 235] and the text GRU (outputs, state) of MDRE(A)."""
     inputs = {**_audio_inputs(config["mfcc_dim"], config["prosody_dim"]),
@@ -118,27 +113,19 @@ def _multimodal_encoders(config):
     return inputs, audio, text_outputs, text_state
 
 
-def _seed(seed, offset):
-    return None if seed is None else seed + offset
+_constructor_arguments = config_model.constructor_arguments
+_seed = config_model.offset_seed
 
 
-class _YoonModel(keras.Model):
-    """Functional model whose config is exactly its constructor arguments."""
+class _YoonModel(config_model.ConfigModel):
+    """A Yoon model: its output layer is a scalar-bias linear map."""
 
     def _build(self, inputs, features, config, name, kwargs):
         """Adds the scalar-bias output layer and builds the graph."""
         logits = layers.ScalarBiasDense(
             config["num_classes"], seed=_seed(config["seed"], 1),
             name="logits")(features)
-        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
-        self._config = config
-
-    def get_config(self):
-        return {"name": self.name, **self._config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._finish(inputs, logits, config, name, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
