@@ -17,24 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source tools/setup_env.sh
 
-data_dir=""
-short=0
-for arg in "$@"; do
-  case "$arg" in
-    --short) short=1 ;;
-    -*) echo "unknown option $arg" >&2; exit 2 ;;
-    *) data_dir="$arg" ;;
-  esac
-done
-
-extra=()
-if [ -z "$data_dir" ]; then
-  data_dir=demo_data/demo_set01
-  if [ ! -f "$data_dir/manifest.json" ]; then
-    python -m preprocessing.demo_corpus --output_dir=demo_data --overwrite
-  fi
-  extra+=(--batch_size=32 --normalize_audio)
-fi
+source tools/run_args.sh
+extra=("${demo_flags[@]}")
 if [ "$short" = 1 ]; then
   extra+=(--num_train_steps=6 --hidden_dim_audio=16 --hidden_dim_text=16)
 fi

@@ -18,25 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup_env.sh
 
-data_dir=""
-short=0
-for arg in "$@"; do
-  case "$arg" in
-    --short) short=1 ;;
-    -*) echo "unknown option $arg" >&2; exit 2 ;;
-    *) data_dir="$arg" ;;
-  esac
-done
-
+source tools/run_args.sh
 common=(--lr=0.001 --num_train_steps="${STEPS:-10000}"
-        --encoder_size_audio="${FRAMES:-750}" --use_glove)
-if [ -z "$data_dir" ]; then
-  data_dir=demo_data/demo_set01
-  if [ ! -f "$data_dir/manifest.json" ]; then
-    python -m preprocessing.demo_corpus --output_dir=demo_data --overwrite
-  fi
-  common+=(--batch_size=32 --normalize_audio)
-fi
+        --encoder_size_audio="${FRAMES:-750}" --use_glove "${demo_flags[@]}")
 small=()
 if [ "$short" = 1 ]; then
   common+=(--num_train_steps=6)
