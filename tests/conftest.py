@@ -25,3 +25,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def demo_fold(tmp_path_factory):
+    """A 320-utterance demo corpus's fold, shared by the training tests."""
+    from preprocessing import demo_corpus
+    from preprocessing import reference_arrays
+
+    root = tmp_path_factory.mktemp("demo")
+    fold_dir = demo_corpus.generate(str(root / "demo"), num_utterances=320,
+                                    num_workers=1, log=lambda _: None)
+    return reference_arrays.load_fold(fold_dir)

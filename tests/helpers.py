@@ -106,3 +106,15 @@ def tiny_demo_run(root, model="MDREA", num_utterances=24):
         row["wav_path"] = os.path.join(corpus_dir, row["wav_path"])
     return {"root": root, "fold_dir": fold_dir, "run_dir": run_dir,
             "rows": rows}
+
+
+def assert_padded_batch_equals_alone(model, batch, audio_lengths, atol=1e-5):
+    """Each example alone (audio cropped to its own length, at least one
+    frame) gives the same output as inside the padded batch."""
+    together = model(batch, training=False).numpy()
+    for i, length in enumerate(audio_lengths):
+        alone = {key: value[i:i + 1] for key, value in batch.items()}
+        if "audio_mfcc" in alone:
+            alone["audio_mfcc"] = alone["audio_mfcc"][:, :max(length, 1)]
+        np.testing.assert_allclose(model(alone, training=False).numpy()[0],
+                                   together[i], atol=atol)

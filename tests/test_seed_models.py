@@ -11,8 +11,6 @@ from models import export
 from models import registry
 from models import seed_models
 from models import training
-from preprocessing import demo_corpus
-from preprocessing import reference_arrays
 from tests import helpers
 
 LABELS = ("angry", "happy", "sad", "neutral")
@@ -120,13 +118,7 @@ def test_padded_batch_equals_each_example_alone(name, overrides):
     model = _build(name, **overrides)
     audio_lengths, text_lengths = [12, 5, 1, 0], [7, 128, 1, 3]
     batch = _batch(model, audio_lengths, text_lengths)
-    together = model(batch, training=False).numpy()
-    for i, length in enumerate(audio_lengths):
-        alone = {key: value[i:i + 1] for key, value in batch.items()}
-        if "audio_mfcc" in alone:
-            alone["audio_mfcc"] = alone["audio_mfcc"][:, :max(length, 1)]
-        np.testing.assert_allclose(model(alone, training=False).numpy()[0],
-                                   together[i], atol=1e-5)
+    helpers.assert_padded_batch_equals_alone(model, batch, audio_lengths)
 
 
 @pytest.mark.parametrize("name,overrides", VARIANTS)
@@ -216,14 +208,6 @@ def test_export_round_trip(name, tmp_path):
 # ---------------------------------------------------- short training run ---
 
 FRAMES = 100  # clip the demo's utterances to 1 s, as tests/test_training.py
-
-
-@pytest.fixture(scope="module")
-def demo_fold(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    fold_dir = demo_corpus.generate(str(root / "demo"), num_utterances=320,
-                                    num_workers=1, log=lambda _: None)
-    return reference_arrays.load_fold(fold_dir)
 
 
 def test_short_training_runs_beat_chance(demo_fold, tmp_path):

@@ -1,6 +1,5 @@
 """The training loop: learning, early stopping, resume, metrics."""
 
-import os
 
 import keras
 import numpy as np
@@ -10,21 +9,11 @@ import tensorflow as tf
 import experiment
 from models import metrics
 from models import training
-from preprocessing import demo_corpus
-from preprocessing import reference_arrays
 from tests import helpers
 
 # Encoder size for the tests: clipping the demo's utterances to 1 s keeps
 # the GRU loops short.
 FRAMES = 100
-
-
-@pytest.fixture(scope="module")
-def demo_fold(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    fold_dir = demo_corpus.generate(str(root / "demo"), num_utterances=320,
-                                    num_workers=1, log=lambda _: None)
-    return reference_arrays.load_fold(fold_dir)
 
 
 def _trainer(fold, run_dir, model_name="MDRE", steps=10, lr=0.01,

@@ -49,14 +49,7 @@ def test_padded_batch_equals_each_example_alone(name):
     model = registry.build_model(name, **helpers.tiny_model_kwargs())
     lengths_audio, lengths_text = [12, 5, 1, 0], [7, 128, 1, 3]
     batch = _batch(model, lengths_audio, lengths_text)
-    together = model(batch, training=False).numpy()
-    for i, length in enumerate(lengths_audio):
-        alone = {key: value[i:i + 1] for key, value in batch.items()}
-        if "audio_mfcc" in alone:
-            # Alone, the example is cropped to its own length (at least 1).
-            alone["audio_mfcc"] = alone["audio_mfcc"][:, :max(length, 1)]
-        np.testing.assert_allclose(model(alone, training=False).numpy()[0],
-                                   together[i], atol=1e-5)
+    helpers.assert_padded_batch_equals_alone(model, batch, lengths_audio)
 
 
 def test_gru_outputs_are_zero_past_length_and_state_is_at_length():
