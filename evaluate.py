@@ -8,6 +8,8 @@ Rebuilds the model from the run's `config.json`, loads `model.weights.h5`
 (checking that loading really changed the outputs) and writes
 `<run_dir>/eval_<split>/metrics.json` (WA, UA, per-class recall and
 precision, confusion matrix with label names) and `confusion_matrix.png`.
+An ensemble run (`train.py --ensemble_members=...`) is evaluated the same
+way: its members are rebuilt from their own run folders.
 """
 
 import os
@@ -94,7 +96,8 @@ def evaluate(
     if split not in fold.splits:
         raise ValueError(f"{data_dir}: no split {split!r}.")
     dataset = experiment.eval_dataset(
-        fold.splits[split], batch_size, config["data"]["encoder_size_audio"]
+        fold.splits[split], batch_size, config["data"]["encoder_size_audio"],
+        **experiment.dataset_options(model),
     )
     evaluator = training.Evaluator(
         model, tf.distribute.get_strategy(), fold.num_classes

@@ -7,16 +7,23 @@ keyword arguments derived from the fold (vocabulary size, embedding).
 The wav2vec2 models (`WAVEFORM_MODELS`) read raw audio: their folds must hold
 the `waveform` (int16 [n, S]) and `waveform_length` (int32 [n]) extra arrays,
 which are loaded only for them (they are large: about 2 bytes per sample).
+So does `CNN_SPEC` with `audio_input="logmel"` (train.py `--cnn_input=logmel`),
+whose log-mel spectrogram the input pipeline computes from those waveforms:
+whether a fold's waveforms are read depends on the model's arguments, not
+only its name (`needs_waveforms`).
 """
 
 import hashlib
 import os
+
+import inspect
 
 import numpy as np
 
 from models import registry
 from preprocessing import input_pipeline
 from preprocessing import reference_arrays
+from preprocessing import spectrogram
 
 TEXT_MODELS = {"TRE", "MDRE", "MDREA", "W2V2_TRE", "W2V2_TREA"}
 # The seed-system models (models/seed_models.py): which read text, and
@@ -28,29 +35,64 @@ NORMALIZED_AUDIO_MODELS = {"ARE", "MDRE", "MDREA", "CNN_SPEC", "MMMF",
 # Models whose audio input is the raw waveform (and never MFCC/prosody).
 WAVEFORM_MODELS = {"W2V2", "W2V2_TRE", "W2V2_TREA"}
 WAVEFORM_EXTRAS = input_pipeline.WAVEFORM_FEATURES
+# The model name of ensemble runs (ensemble_runs.py, not in the registry).
+ENSEMBLE_MODEL = "ENSEMBLE"
 
 
-def _waveform_help(data_dir):
+def _waveform_help(data_dir, model_name=None):
+    if model_name in WAVEFORM_MODELS or model_name is None:
+        who = "the wav2vec2 models (W2V2, W2V2_TRE, W2V2_TREA) need them"
+    else:
+        who = (f"{model_name} with the log-mel input (--cnn_input=logmel) "
+               "computes its spectrogram from them (--cnn_input=mfcc trains "
+               "it on the fold's MFCC frames instead)")
     return (f"{data_dir}: no raw waveforms in this fold folder (its "
-            f"manifest.json lists no 'extras' {list(WAVEFORM_EXTRAS)}); the "
-            "wav2vec2 models (W2V2, W2V2_TRE, W2V2_TREA) need them. Build "
-            "the fold with `python -m preprocessing.build_arrays ... "
-            "--store_waveforms`, or make the demo corpus with `python -m "
+            f"manifest.json lists no 'extras' {list(WAVEFORM_EXTRAS)}); "
+            f"{who}. Build the fold with `python -m preprocessing.build_arrays"
+            " ... --store_waveforms`, or make the demo corpus with `python -m "
             "preprocessing.demo_corpus --output_dir=...`, which stores them.")
 
 
-def load_fold(data_dir, model_name=None):
+def log_mel_bands(model_name, model_kwargs):
+    """Mel bands of a model that reads `audio_logmel` (None: it does not).
+
+    Decided from the arguments the model takes (`audio_input="logmel"`,
+    `n_mels`, with the constructor's defaults), so it works before the
+    model is built (e.g. to load the fold it trains on).
+    """
+    if model_name not in registry.model_names():
+        return None
+    arguments = registry.model_arguments(model_name, **(model_kwargs or {}))
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(registry.MODELS[model_name])
+                .parameters.items()}
+    if arguments.get("audio_input", defaults.get("audio_input")) != "logmel":
+        return None
+    return int(arguments.get("n_mels", defaults.get("n_mels")))
+
+
+def needs_waveforms(model_name, model_kwargs=None):
+    """Whether a model with these arguments needs the fold's waveforms."""
+    return (model_name in WAVEFORM_MODELS
+            or log_mel_bands(model_name, model_kwargs) is not None)
+
+
+def load_fold(data_dir, model_name=None, model_kwargs=None):
     """Loads and validates a fold folder, reading only what the model needs.
 
-    The embedding is read for text models; the waveform extras only for
-    `WAVEFORM_MODELS` (other extras are never read for a named model).
+    The embedding is read for text models; the waveform extras only when
+    `needs_waveforms(model_name, model_kwargs)` (the wav2vec2 models, a
+    log-mel CNN_SPEC; other extras are never read for a named model).
     `model_name=None` reads everything.
 
     Raises:
         reference_arrays.DataError: a bad fold folder, or one without the
-            waveform extras for a wav2vec2 model (naming the folder and how
-            to produce them).
+            waveform extras for a model that needs them (naming the folder
+            and how to produce them).
     """
+    if model_name == ENSEMBLE_MODEL:
+        # The members' needs are not known here: read everything.
+        model_name = None
     needs_text = model_name is None or model_name in TEXT_MODELS
     if model_name is None:
         return reference_arrays.load_fold(data_dir, load_embedding=needs_text)
@@ -59,9 +101,10 @@ def load_fold(data_dir, model_name=None):
                                       load_embedding=needs_text)
     extras = fold.manifest.get("extras", {})
     wanted = {}
-    if model_name in WAVEFORM_MODELS:
+    if needs_waveforms(model_name, model_kwargs):
         if not all(name in extras for name in WAVEFORM_EXTRAS):
-            raise reference_arrays.DataError(_waveform_help(data_dir))
+            raise reference_arrays.DataError(_waveform_help(data_dir,
+                                                            model_name))
         wanted = {name: extras[name] for name in WAVEFORM_EXTRAS}
     fold.splits = {
         split: reference_arrays.load_split(
@@ -104,6 +147,36 @@ def audio_statistics(split):
     }
 
 
+def log_mel_statistics(split, n_mels, audio_max_frames=750,
+                       batch_size=64):
+    """Train-split per-band mean/std of the log-mel spectrogram over real
+    frames (the first `audio_max_frames` of each utterance, as the MFCC
+    statistics cover the stored 750 frames), computed by the input
+    pipeline itself, so exactly what the model is fed.
+
+    Returns:
+        dict: logmel_mean, logmel_std (lists of n_mels floats).
+    """
+    dataset = input_pipeline.make_dataset(
+        split, batch_size, mode="eval", audio_max_frames=audio_max_frames,
+        crop_multiple=0, log_mel=True, n_mels=n_mels)
+    total = np.zeros(n_mels, np.float64)
+    squares = np.zeros(n_mels, np.float64)
+    count = 0
+    for features, _ in dataset:
+        # Frames past each length are exactly 0: summing all is summing the
+        # real ones.
+        frames = features["audio_logmel"].numpy().astype(np.float64)
+        total += frames.sum(axis=(0, 1))
+        squares += np.square(frames).sum(axis=(0, 1))
+        count += int(features["audio_logmel_length"].numpy().sum())
+    count = max(count, 1)
+    mean = total / count
+    variance = squares / count - mean ** 2
+    return {"logmel_mean": mean.tolist(),
+            "logmel_std": np.sqrt(np.maximum(variance, 0.0)).tolist()}
+
+
 def model_kwargs(model_name, fold, use_glove, embedding_dim,
                  normalize_audio=False, **hparams):
     """Constructor arguments for `registry.build_model` from a fold.
@@ -122,6 +195,10 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
     if normalize_audio and model_name in NORMALIZED_AUDIO_MODELS:
         kwargs["audio_normalization"] = audio_statistics(
             fold.splits["train"])
+        n_mels = log_mel_bands(model_name, kwargs)
+        if n_mels is not None:
+            kwargs["audio_normalization"].update(log_mel_statistics(
+                fold.splits["train"], n_mels))
     if model_name in TEXT_MODELS:
         kwargs["vocab_size"] = len(fold.vocabulary)
         kwargs["embedding_dim"] = (fold.embedding.shape[1] if use_glove
@@ -148,19 +225,89 @@ def waveform_max_samples(model):
     """Samples a model's wav2vec2 encoder reads per example (None: any).
 
     The input pipeline crops to it up front: a fixed-length encoder (the
-    public TF-Hub model takes 246,000 samples) would crop anyway.
+    public TF-Hub model takes 246,000 samples) would crop anyway. The
+    encoder may sit in a nested model (an ensemble member); with several,
+    the longest input wins.
     """
     from models import wav2vec2_models
 
-    try:
-        encoder = model.get_layer(wav2vec2_models.ENCODER_LAYER_NAME)
-    except ValueError:
-        return None
-    return getattr(encoder, "input_length", None)
+    lengths = []
+    for layer in model.layers:
+        if layer.name == wav2vec2_models.ENCODER_LAYER_NAME:
+            length = getattr(layer, "input_length", None)
+        elif hasattr(layer, "layers"):
+            length = waveform_max_samples(layer)
+        else:
+            continue
+        if length is None:
+            return None
+        lengths.append(length)
+    return max(lengths) if lengths else None
+
+
+def dataset_options(model):
+    """Keyword arguments of `train_dataset_fn` / `eval_dataset` for a model,
+    from its input names (raw waveforms only when it reads them)."""
+    names = {tensor.name: tensor for tensor in model.inputs}
+    options = dict(waveforms="waveform" in names,
+                   waveform_max_samples=waveform_max_samples(model))
+    if "audio_logmel" in names:
+        options.update(log_mel=True,
+                       n_mels=int(names["audio_logmel"].shape[-1]))
+    return options
+
+
+def finish_run(run_dir, model, result, dataset, name, result_file,
+               export=True, log=print):
+    """Writes what a finished run leaves: `model.weights.h5` (when it has
+    trainable weights), `metrics.json`, `saved_model/` (with `export`) and
+    its line in `result_file`; returns that line.
+
+    Args:
+        run_dir: str. The run folder (config.json already written).
+        model: keras.Model. The trained model (best weights restored).
+        result: `models.training.TrainResult`.
+        dataset: str. Fold name. name: str. Run name.
+    """
+    import inference
+    from models import run_files
+
+    if model.trainable_weights:
+        model.save_weights(os.path.join(run_dir, "model.weights.h5"))
+    run_files.write_json(
+        os.path.join(run_dir, "metrics.json"),
+        {
+            "dev": result.final_dev,
+            "test": result.final_test,
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "best_dev_loss": result.best_dev_loss,
+            "best_dev_accuracy": result.best_dev_accuracy,
+            "test_accuracy_at_best": result.test_accuracy_at_best,
+            "stopped_early": result.stopped_early,
+            "train_seconds": result.train_seconds,
+        },
+    )
+    if export:
+        # A self-contained export: it also carries the vocabulary, feature
+        # parameters and label names, so predict.py needs nothing else.
+        inference.export_run(run_dir, model=model)
+    line = run_files.append_result(
+        result_file, dataset, name, result.best_dev_accuracy,
+        result.test_accuracy_at_best, result.final_test["ua"])
+    log(
+        f"[Result] best step {result.best_step}: dev WA "
+        f"{result.best_dev_accuracy:.3f}, test WA "
+        f"{result.test_accuracy_at_best:.3f}; restored best weights: test WA "
+        f"{result.final_test['wa']:.3f} UA {result.final_test['ua']:.3f} "
+        f"({result.train_seconds:.0f} s)"
+    )
+    return line
 
 
 def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
-                     waveforms=None, waveform_max_samples=None):
+                     waveforms=None, waveform_max_samples=None,
+                     log_mel=False, n_mels=spectrogram.N_MELS):
     """A `(input_context, start_step) → dataset` function for the Trainer.
 
     Args:
@@ -169,6 +316,8 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
             waveform extras (`load_fold` loads them only for wav2vec2
             models).
         waveform_max_samples: int or None. See `waveform_max_samples()`.
+        log_mel: bool. Add `audio_logmel` / `audio_logmel_length` (n_mels
+            bands), computed from the waveform extras.
     """
     waveforms = _has_waveforms(split, waveforms)
 
@@ -179,7 +328,8 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
             start_step=start_step, audio_max_frames=audio_max_frames,
             num_shards=input_context.num_input_pipelines,
             shard_index=input_context.input_pipeline_id,
-            waveforms=waveforms, waveform_max_samples=waveform_max_samples)
+            waveforms=waveforms, waveform_max_samples=waveform_max_samples,
+            log_mel=log_mel, n_mels=n_mels)
     return make
 
 
@@ -201,21 +351,34 @@ def load_trained_model(run_dir):
     Returns:
         (keras.Model, config dict).
 
+    An ensemble run (train.py --ensemble_members) is rebuilt from its
+    member runs; a decision-level one has no weights file of its own.
+
     Raises:
         FileNotFoundError: no config.json or model.weights.h5 in run_dir.
         ValueError: the restored weights did not change the model's outputs
             (they would then not be the trained ones).
     """
+    import ensemble_runs
     from models import run_files
 
     config = run_files.read_json(os.path.join(run_dir, "config.json"))
+    model_name, kwargs = config["model"]["name"], config["model"]["kwargs"]
+    is_ensemble = model_name == ENSEMBLE_MODEL
+    if is_ensemble and kwargs["method"] != "feature":
+        # A decision-level ensemble has no weights of its own.
+        return ensemble_runs.build_from_config(
+            kwargs, len(config["data"]["label_names"])), config
     weights = os.path.join(run_dir, "model.weights.h5")
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"{weights}: missing (the run did not "
                                 "finish; resume it with train.py "
                                 f"--run_dir={run_dir}).")
-    model = registry.build_model(config["model"]["name"],
-                                 **config["model"]["kwargs"])
+    if is_ensemble:
+        model = ensemble_runs.build_from_config(
+            kwargs, len(config["data"]["label_names"]))
+    else:
+        model = registry.build_model(model_name, **kwargs)
     probe = _probe_batch(model)
     before = model(probe, training=False).numpy()
     model.load_weights(weights)

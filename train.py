@@ -165,6 +165,22 @@ def define_flags():
         "attention with a learned query).",
     )
     flags.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
+    # Ensembles of trained runs (ensemble_runs.py): --model and --data_dir
+    # are then ignored (the members' fold folder is used).
+    flags.DEFINE_list(
+        "ensemble_members", None,
+        "Comma-separated run folders to combine into an ensemble run "
+        "instead of training --model (same fold folder and "
+        "--encoder_size_audio).")
+    flags.DEFINE_enum(
+        "ensemble_method", "weighted",
+        ["max_confidence", "average", "weighted", "feature"],
+        "Ensembles: combine the members' probabilities (max_confidence, "
+        "average, weighted with weights fitted on dev) or train a linear "
+        "head on their frozen features (feature).")
+    flags.DEFINE_integer(
+        "grid_steps", 10,
+        "Ensembles, weighted: weights are multiples of 1/grid_steps.")
     # The seed-system models (models/seed_models.py). They also read
     # --hidden_dim_audio/--hidden_dim_text (GRU/LSTM units), --dr_audio/
     # --dr_text (keep probabilities), --num_layer_audio and the embedding
@@ -369,7 +385,6 @@ def train(
     import keras
 
     import experiment
-    import inference
     from models import optimizers
     from models import run_files
     from models import training
@@ -538,47 +553,16 @@ def train(
     )
     if not trainer.is_chief:
         return run_dir, result, None
-    trainer.model.save_weights(os.path.join(run_dir, "model.weights.h5"))
-    run_files.write_json(
-        os.path.join(run_dir, "metrics.json"),
-        {
-            "dev": result.final_dev,
-            "test": result.final_test,
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "best_dev_loss": result.best_dev_loss,
-            "best_dev_accuracy": result.best_dev_accuracy,
-            "test_accuracy_at_best": result.test_accuracy_at_best,
-            "stopped_early": result.stopped_early,
-            "train_seconds": result.train_seconds,
-        },
-    )
-    if export:
-        # A self-contained export: it also carries the vocabulary, feature
-        # parameters and label names, so predict.py needs nothing else.
-        inference.export_run(run_dir, model=trainer.model)
-    line = run_files.append_result(
-        result_file,
-        fold.name,
-        name,
-        result.best_dev_accuracy,
-        result.test_accuracy_at_best,
-        result.final_test["ua"],
-    )
-    log(
-        f"[Result] best step {result.best_step}: dev WA "
-        f"{result.best_dev_accuracy:.3f}, test WA "
-        f"{result.test_accuracy_at_best:.3f}; restored best weights: test WA "
-        f"{result.final_test['wa']:.3f} UA {result.final_test['ua']:.3f} "
-        f"({result.train_seconds:.0f} s)"
-    )
+    line = experiment.finish_run(
+        run_dir, trainer.model, result, fold.name, name, result_file, export,
+        log)
     return run_dir, result, line
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if flags.FLAGS.data_dir is None:
+    if flags.FLAGS.data_dir is None and not flags.FLAGS.ensemble_members:
         raise app.UsageError(
             "--data_dir is required (a fold folder; make "
             "the demo one with `python -m "
@@ -592,13 +576,18 @@ def main(argv):
             "tools/make_wav2vec2_standin.py --output_dir=DIR)."
         )
     values = flags.FLAGS
+    function = train
+    if values.ensemble_members:
+        import ensemble_runs
+
+        function = ensemble_runs.train_ensemble
     kwargs = {
         name: values[name].value
-        for name in inspect.signature(train).parameters
+        for name in inspect.signature(function).parameters
         if name != "log"
     }
     logging.set_verbosity(logging.WARNING)
-    train(**kwargs, log=lambda line: print(line, flush=True))
+    function(**kwargs, log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":
