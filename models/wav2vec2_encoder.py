@@ -1,24 +1,23 @@
 """Wav2Vec2Encoder: a TF-Hub/SavedModel wav2vec2 as a fine-tunable Keras layer.
 
-This is the only module of the project that imports `tensorflow_hub`.
-
 Why not `hub.KerasLayer`: it is a tf_keras layer and does not work inside
 Keras 3 models (it cannot take KerasTensors, and wrapped in a Keras 3 layer its
 variables are invisible, so the encoder silently stays frozen). This layer
 loads the SavedModel with `tf.saved_model.load` and registers each of its
 `tf.Variable`s as a `keras.Variable` that wraps (not copies) it, so Keras
 optimizers update exactly the variables the SavedModel's functions read, and
-`model.export()` / `tf.saved_model.save` write them out again.
+`model.export()` / `tf.saved_model.save` write them out again. That generic
+part (handle resolution, loading, endpoint lookup, variable tracking) lives in
+`models/saved_model_loader.py`, shared with the BERT text encoder
+(`models/bert_text_encoder.py`); `tensorflow_hub` is imported only there.
 """
 
-import contextlib
-import os
 import re
-import socket
 
 import keras
 import tensorflow as tf
-import tensorflow_hub as hub
+
+from models import saved_model_loader
 
 # wav2vec2 (base and large) feature-extractor convolutions.
 DEFAULT_CONV_KERNEL_SIZES = (10, 3, 3, 3, 3, 2, 2)
@@ -35,11 +34,6 @@ PUBLIC_HUB_HANDLE = "https://tfhub.dev/vasudevgupta7/wav2vec2/1"
 PUBLIC_HUB_INPUT_LENGTH = 246000
 # Name of the optional mask argument / signature input (1 = real sample).
 ATTENTION_MASK_NAME = "attention_mask"
-# Per-socket-operation timeout while resolving URL handles: an unreachable
-# host fails within this many seconds instead of hanging, while a slow but
-# live download (each read makes progress) is not cut off.
-_URL_TIMEOUT_S = 30.0
-_URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def conv_output_length(length, kernel_sizes=DEFAULT_CONV_KERNEL_SIZES,
@@ -92,20 +86,6 @@ def frame_lengths(sample_lengths, kernel_sizes=DEFAULT_CONV_KERNEL_SIZES,
     return lengths
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds):
-    # urllib (used by tensorflow_hub) waits forever by default on a host that
-    # never answers; a default socket timeout bounds each connect/read.
-    previous = socket.getdefaulttimeout()
-    if previous is None:
-        socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        if previous is None:
-            socket.setdefaulttimeout(None)
-
-
 def resolve_handle(handle):
     """Turns a TF-Hub handle into a local SavedModel directory.
 
@@ -113,6 +93,7 @@ def resolve_handle(handle):
     `tensorflow_hub.resolve`, which downloads once into the TF-Hub cache
     (`$TFHUB_CACHE_DIR`, by default `<tmp>/tfhub_modules`) and afterwards
     answers from the cache without the network. Anything else is a path.
+    (`saved_model_loader.resolve_handle`, with errors naming this layer.)
 
     Args:
         handle: str. URL or SavedModel directory.
@@ -123,50 +104,11 @@ def resolve_handle(handle):
     Raises:
         ValueError: the handle cannot be reached, or is not a TF2 SavedModel.
     """
-    if not isinstance(handle, str) or not handle:
-        raise ValueError("Wav2Vec2Encoder handle must be a non-empty string "
-                         "(a TF-Hub URL or a SavedModel directory); found "
-                         f"{handle!r}.")
-    if _URL_PATTERN.match(handle) and not handle.startswith("file://"):
-        try:
-            with _socket_timeout(_URL_TIMEOUT_S):
-                path = hub.resolve(handle)
-        except Exception as error:  # urllib, HTTP, tarfile and gfile errors.
-            cache_dir = (os.environ.get("TFHUB_CACHE_DIR")
-                         or "<system tmp>/tfhub_modules")
-            raise ValueError(
-                    f"Could not fetch the TF-Hub handle {handle!r} "
-                    f"({type(error).__name__}: {error}). Expected a reachable "
-                    "URL or a copy in the TF-Hub cache (TFHUB_CACHE_DIR="
-                    f"{cache_dir}). Without network access, download the "
-                    "model elsewhere and pass its SavedModel directory as "
-                    "the handle.") from error
-    else:
-        path = handle[len("file://"):] if handle.startswith("file://") else (
-                handle)
-    if not tf.io.gfile.isdir(path):
-        raise ValueError(f"Wav2Vec2Encoder handle {handle!r}: expected a "
-                         f"SavedModel directory, but {path!r} does not exist "
-                         "or is not a directory.")
-    found = sorted(tf.io.gfile.listdir(path))
-    if "saved_model.pb" not in found and "saved_model.pbtxt" not in found:
-        hint = (" It holds tfhub_module.pb: a TF1 Hub module, which is not "
-                "supported; use a TF2 SavedModel version of the model."
-                if "tfhub_module.pb" in found else "")
-        raise ValueError(f"Wav2Vec2Encoder handle {handle!r}: expected "
-                         f"saved_model.pb in {path!r}, found {found[:10]}."
-                         + hint)
-    return path
+    return saved_model_loader.resolve_handle(handle, "Wav2Vec2Encoder")
 
 
-def _is_spec(value):
-    return isinstance(value, tf.TensorSpec)
-
-
-def _describe(value):
-    if _is_spec(value):
-        return f"{value.dtype.name} tensor of shape {value.shape}"
-    return repr(value)
+_is_spec = saved_model_loader.is_spec
+_describe = saved_model_loader.describe
 
 
 class _Endpoint:
@@ -220,17 +162,10 @@ def _select_output(outputs, output_key, where):
 def _inspect_function(function, output_key, where):
     """Reads the restored tf.function's traced argument and output specs."""
     endpoint = _Endpoint(function, is_signature=False)
-    names = list(function.function_type.parameters)
-    concrete_functions = list(getattr(function, "concrete_functions", []))
-    if not concrete_functions:
-        raise ValueError(f"{where} has no traced concrete functions; expected "
-                         "a tf.function traced for a [batch, samples] float32 "
-                         "waveform.")
-    for concrete in concrete_functions:
-        args, kwargs = concrete.structured_input_signature
-        bound = dict(zip(names, args))
-        bound.update(kwargs)
-        waveform = bound.get(names[0]) if names else None
+    first = saved_model_loader.first_parameter(function)
+    for bound, outputs in saved_model_loader.traced_calls(
+            function, where, "a [batch, samples] float32 waveform"):
+        waveform = bound.get(first) if first else None
         if not _is_spec(waveform):
             raise ValueError(f"{where} takes {_describe(waveform)} as its "
                              "first input; expected a [batch, samples] "
@@ -244,7 +179,7 @@ def _inspect_function(function, output_key, where):
         if isinstance(bound.get("training"), bool):
             endpoint.training_values.add(bound["training"])
         output, endpoint.output_key = _select_output(
-                concrete.structured_outputs, output_key, where)
+                outputs, output_key, where)
         if endpoint.output_spec is None or output.shape.rank != 3:
             endpoint.output_spec = output
     return endpoint
@@ -406,13 +341,8 @@ class Wav2Vec2Encoder(keras.layers.Layer):
         self.conv_kernel_sizes = tuple(int(k) for k in conv_kernel_sizes)
         self.conv_strides = tuple(int(s) for s in conv_strides)
 
-        path = resolve_handle(handle)
-        try:
-            self._saved_model = tf.saved_model.load(path)
-        except Exception as error:
-            raise ValueError(f"Wav2Vec2Encoder handle {handle!r}: could not "
-                             f"load the SavedModel in {path!r} "
-                             f"({type(error).__name__}: {error}).") from error
+        _, self._saved_model = saved_model_loader.load_saved_model(
+                handle, "Wav2Vec2Encoder")
         self._endpoint = self._find_endpoint()
         self._check_endpoint()
         self._track_saved_model_variables()
@@ -421,31 +351,12 @@ class Wav2Vec2Encoder(keras.layers.Layer):
     # === Loading ===
 
     def _find_endpoint(self):
-        model = self._saved_model
-        signatures = dict(getattr(model, "signatures", {}))
-        where = f"SavedModel {self.handle!r}"
-        if self.signature is None:
-            if callable(model) and hasattr(model.__call__, "function_type"):
-                return _inspect_function(model.__call__, self.output_key,
-                                         f"{where} __call__")
-            if "serving_default" in signatures:
-                return _inspect_signature(
-                        signatures["serving_default"], self.output_key,
-                        f"{where} signature 'serving_default'")
-            raise ValueError(f"{where} has neither a __call__ function nor a "
-                             "'serving_default' signature; found signatures "
-                             f"{sorted(signatures)}. Pass signature=.")
-        if self.signature in signatures:
-            return _inspect_signature(
-                    signatures[self.signature], self.output_key,
-                    f"{where} signature {self.signature!r}")
-        function = getattr(model, self.signature, None)
-        if function is not None and hasattr(function, "function_type"):
-            return _inspect_function(function, self.output_key,
-                                     f"{where} function {self.signature!r}")
-        raise ValueError(f"{where} has no signature or function "
-                         f"{self.signature!r}; found signatures "
-                         f"{sorted(signatures)}.")
+        function, is_signature, where = saved_model_loader.find_endpoint(
+                self._saved_model, self.signature,
+                f"SavedModel {self.handle!r}")
+        if is_signature:
+            return _inspect_signature(function, self.output_key, where)
+        return _inspect_function(function, self.output_key, where)
 
     def _check_endpoint(self):
         endpoint = self._endpoint
@@ -495,40 +406,18 @@ class Wav2Vec2Encoder(keras.layers.Layer):
         self.output_dim = int(output.shape[2])
 
     def _track_saved_model_variables(self):
-        variables = list(getattr(self._saved_model, "variables", None) or [])
-        if not variables:
-            # Plain SavedModels (no reusable attributes): the variables the
-            # called function captures.
-            endpoint = self._endpoint.function
-            concrete_functions = list(getattr(endpoint, "concrete_functions",
-                                              [endpoint]))
-            variables = [v for concrete in concrete_functions
-                         for v in concrete.variables]
-        seen = set()
         pattern = re.compile(self.feature_extractor_pattern)
-        frozen_names = []
-        for variable in variables:
-            if id(variable) in seen:
-                continue
-            seen.add(id(variable))
-            frozen = (self.freeze_feature_extractor
-                      and bool(pattern.search(variable.name)))
-            if frozen:
-                frozen_names.append(variable.name)
-            self._track_variable(keras.Variable(
-                    initializer=variable,
-                    trainable=bool(variable.trainable) and not frozen,
-                    # Keras names cannot hold '/'; ':' breaks optimizer slot
-                    # names.
-                    name=re.sub(r"[/:]", "_", variable.name)))
+        names, frozen_names = saved_model_loader.track_saved_model_variables(
+                self, self._saved_model, self._endpoint.function,
+                is_frozen=lambda name: (self.freeze_feature_extractor
+                                        and bool(pattern.search(name))))
         if (self.freeze_feature_extractor and self.trainable
                 and not frozen_names):
-            names = [v.name for v in variables[:8]]
             raise ValueError(
                     f"SavedModel {self.handle!r}: freeze_feature_extractor="
                     "True, but no variable name matches feature_extractor_"
                     f"pattern={self.feature_extractor_pattern!r} (first "
-                    f"names: {names}). Pass a pattern that matches the "
+                    f"names: {names[:8]}). Pass a pattern that matches the "
                     "convolutional feature extractor.")
         self._frozen_variable_names = frozen_names
 
