@@ -30,6 +30,25 @@ write them):
 |                   |         |         | length; S = longest clipped length   |
 | `waveform_length` | [B]     | int32   | min(length, waveform_max_samples)    |
 
+With `log_mel=True` (`CNN_SPEC --cnn_input=logmel`), the log-mel
+spectrogram is computed in the `tf.data` map (graph ops,
+`spectrogram.log_mel_spectrogram`, in the parallel map; no per-example
+Python) from the same `waveform` / `waveform_length` extras:
+
+| name                  | shape      | dtype   | meaning                       |
+|-----------------------|------------|---------|-------------------------------|
+| `audio_logmel`        | [B, T, M]  | float32 | log-mel frames (25 ms / 10    |
+|                       |            |         | ms, valid framing), 0 past    |
+|                       |            |         | the length; M = `n_mels`      |
+| `audio_logmel_length` | [B]        | int32   | min(frames, audio_max_frames) |
+
+T is cropped like the MFCC (longest clipped length rounded up to
+`crop_multiple`, at most `audio_max_frames`, at least 1). Only the samples
+the first `audio_max_frames` frames read are gathered, and the frame count
+of an utterance equals its MFCC frame count (same framing), so
+`audio_logmel_length` = `audio_length` when the MFCC were made from the same
+waveforms (as in the demo corpus and `build_arrays --store_waveforms`).
+
 Only the batch is converted to float32: the corpus stays int16 (read from a
 fold folder, it even stays memory-mapped, since `reference_arrays` loads a
 contiguous .npy of the right dtype without copying it), so no float copy of
@@ -47,9 +66,12 @@ MDREA attention depends on it.
 import numpy as np
 import tensorflow as tf
 
+from preprocessing import spectrogram
+
 FEATURE_NAMES = ("audio_mfcc", "audio_length", "audio_prosody", "text_ids",
                  "text_length")
 WAVEFORM_FEATURES = ("waveform", "waveform_length")
+LOG_MEL_FEATURES = ("audio_logmel", "audio_logmel_length")
 MODES = ("eval", "sample", "epochs")
 # Full scale of 16-bit PCM: int16 / 32768 lies in [-1, 1).
 PCM16_SCALE = 32768.0
@@ -162,6 +184,30 @@ class _BatchGatherer:
                 *waveform_values)
 
 
+def _log_mel_features(waveform, waveform_length, n_mels, max_samples,
+                     max_frames, crop_multiple):
+    """(audio_logmel [B, T, M], audio_logmel_length [B]) in the graph.
+
+    The waveform is cut to `max_samples` (the samples of `max_frames`
+    frames), so lengths come out clipped to `max_frames`; T is then padded
+    (with 0) or cropped to the longest length rounded up to `crop_multiple`,
+    within [1, max_frames], like the MFCC crop.
+    """
+    waveform = waveform[:, :max_samples]
+    lengths = tf.minimum(waveform_length, max_samples)
+    log_mel, frames = spectrogram.log_mel_spectrogram(waveform, lengths,
+                                                      n_mels)
+    steps = tf.maximum(tf.reduce_max(frames), 1)
+    if crop_multiple:
+        steps = -(-steps // crop_multiple) * crop_multiple
+    steps = tf.clip_by_value(steps, 1, max(max_frames, 1))
+    log_mel = log_mel[:, :steps]
+    log_mel = tf.pad(log_mel,
+                     [[0, 0], [0, steps - tf.shape(log_mel)[1]], [0, 0]])
+    log_mel.set_shape([None, None, n_mels])
+    return log_mel, frames
+
+
 def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
                    shard_index):
     if mode == "eval":
@@ -190,7 +236,8 @@ def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
 def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                  audio_max_frames=750, crop_multiple=50, extras=(),
                  num_shards=1, shard_index=0, waveforms=False,
-                 waveform_max_samples=None, waveform_crop_multiple=1600):
+                 waveform_max_samples=None, waveform_crop_multiple=1600,
+                 log_mel=False, n_mels=spectrogram.N_MELS):
     """Builds the `(features, label)` dataset of one split.
 
     Args:
@@ -220,6 +267,11 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             utterances.
         waveform_crop_multiple: int. Round the per-batch waveform crop up to
             this many samples (0: the exact longest length).
+        log_mel: bool. Add the `audio_logmel` / `audio_logmel_length`
+            features (see the module docstring), computed from the split's
+            waveform extras; `audio_max_frames` and `crop_multiple` apply
+            to them as to the MFCC.
+        n_mels: int. Mel bands of `audio_logmel`.
 
     Returns:
         `tf.data.Dataset` of `(dict name → tensor, label int32 [B])`.
@@ -236,23 +288,32 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
         raise ValueError(f"Extra arrays {missing} are not in the split "
                          f"(it has {sorted(split.extras)}).")
     waveform_gatherer = None
-    if waveforms:
-        clash = [name for name in extras if name in WAVEFORM_FEATURES]
+    # The samples the first audio_max_frames log-mel frames read: nothing
+    # beyond them is gathered (or transformed) for the spectrogram.
+    log_mel_samples = spectrogram.samples_for_frames(max(audio_max_frames,
+                                                         1))
+    if waveforms or log_mel:
+        clash = [name for name in extras
+                 if name in WAVEFORM_FEATURES + LOG_MEL_FEATURES]
         if clash:
             raise ValueError(f"extras {clash} clash with the features "
-                             "waveforms=True adds; request them one way.")
+                             "waveforms=True / log_mel=True add; request "
+                             "them one way.")
         check_waveforms(split)
         if waveform_max_samples is not None and waveform_max_samples < 1:
             raise ValueError("waveform_max_samples must be >= 1 or None, "
                              f"got {waveform_max_samples}.")
-        waveform_gatherer = _WaveformGatherer(split, waveform_max_samples,
-                                              waveform_crop_multiple)
+        # One gather serves both: with waveforms=True the waveform feature
+        # keeps its own limit and the spectrogram crops it in the graph.
+        waveform_gatherer = _WaveformGatherer(
+            split, waveform_max_samples if waveforms else log_mel_samples,
+            waveform_crop_multiple)
     gather = _BatchGatherer(split, audio_max_frames, crop_multiple, extras,
                             waveform_gatherer)
     extra_arrays = [split.extras[name] for name in extras]
     dtypes = [tf.float32, tf.int32, tf.float32, tf.int32, tf.int32, tf.int32]
     dtypes += [tf.as_dtype(array.dtype) for array in extra_arrays]
-    if waveforms:
+    if waveform_gatherer:
         dtypes += [tf.float32, tf.int32]
 
     def to_features(indices):
@@ -268,12 +329,17 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
         for name, array, value in zip(extras, extra_arrays, values[6:]):
             value.set_shape([None] + list(array.shape[1:]))
             features[name] = value
-        if waveforms:
+        if waveform_gatherer:
             waveform, waveform_length = values[6 + len(extras):]
             waveform.set_shape([None, None])
             waveform_length.set_shape([None])
+        if waveforms:
             features.update(waveform=waveform,
                             waveform_length=waveform_length)
+        if log_mel:
+            features.update(zip(LOG_MEL_FEATURES, _log_mel_features(
+                waveform, waveform_length, n_mels, log_mel_samples,
+                audio_max_frames, crop_multiple)))
         return features, label
 
     dataset = _index_batches(n, batch_size, mode, seed, start_step,
