@@ -109,6 +109,10 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
         raise ValueError(f"Unknown ensemble method {ensemble_method!r}; "
                          f"valid: {', '.join(ensemble_models.METHODS)}.")
     members = load_members(ensemble_members)
+    # Counted now: building the ensemble freezes the members' layers.
+    member_parameters = sum(
+        experiment.count_parameters(member.trainable_weights)
+        for _, member, _ in members)
     first = members[0][2]
     data = dict(first["data"])
     fold = experiment.load_fold(data["data_dir"])
@@ -174,8 +178,10 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
             best_dev_accuracy=dev["wa"], test_accuracy_at_best=test["wa"],
             stopped_early=False, validation_frequency=0, final_dev=dev,
             final_test=test, train_seconds=0.0)
+    parameters = member_parameters + experiment.count_parameters(
+        model.trainable_weights)
     line = experiment.finish_run(run_dir, model, result, fold.name, name,
-                                 result_file, export, log)
+                                 result_file, export, log, parameters)
     member_wa = {}
     for run_dir_, member, _ in members:
         member_result = training.Evaluator(

@@ -92,7 +92,8 @@ def evaluate(
         logging.warning(
             "%s differs from the data the run trained on.", data_dir
         )
-    fold = experiment.load_fold(data_dir, config["model"]["name"])
+    fold = experiment.load_fold(data_dir, config["model"]["name"],
+                                config["model"]["kwargs"])
     if split not in fold.splits:
         raise ValueError(f"{data_dir}: no split {split!r}.")
     dataset = experiment.eval_dataset(

@@ -24,6 +24,7 @@ from models import registry
 from preprocessing import input_pipeline
 from preprocessing import reference_arrays
 from preprocessing import spectrogram
+from preprocessing import text_features
 
 TEXT_MODELS = {"TRE", "MDRE", "MDREA", "W2V2_TRE", "W2V2_TREA"}
 # The seed-system models (models/seed_models.py): which read text, and
@@ -203,13 +204,34 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
         kwargs["vocab_size"] = len(fold.vocabulary)
         kwargs["embedding_dim"] = (fold.embedding.shape[1] if use_glove
                                    else embedding_dim)
+    if kwargs.get("text_encoder_handle") and (
+            kwargs.get("text_encoder_pieces") is None):
+        kwargs["text_encoder_pieces"] = wordpiece_pieces(
+            fold.vocabulary, kwargs["text_encoder_handle"])
     return registry.model_arguments(model_name, **kwargs)
 
 
+def wordpiece_pieces(vocabulary, handle):
+    """The model kwarg `text_encoder_pieces` for a BERT-style handle: each
+    of our word ids (dic.pkl) → the handle's WordPiece ids, tokenised with
+    its vocab.txt and do_lower_case (plus its [CLS]/[SEP]/[UNK] ids)."""
+    # Imported here: it loads tensorflow_hub, which only this path needs.
+    from models import bert_text_encoder
+
+    info = bert_text_encoder.handle_vocabulary(handle)
+    table = text_features.wordpiece_table(
+        vocabulary, text_features.load_wordpiece_vocabulary(
+            info["vocab_file"]), info["do_lower_case"])
+    return {key: table[key] for key in ("pieces", "cls_id", "sep_id",
+                                        "unk_id")}
+
+
 def build_model(model_name, kwargs, fold=None, use_glove=False):
-    """Builds a model; with `use_glove`, copies W_embedding.npy into it."""
+    """Builds a model; with `use_glove`, copies W_embedding.npy into it
+    (not for a pretrained text encoder: it has its own embedding)."""
     model = registry.build_model(model_name, **kwargs)
-    if use_glove and model_name in TEXT_MODELS:
+    if use_glove and model_name in TEXT_MODELS and not kwargs.get(
+            "text_encoder_handle"):
         layer = model.get_layer("word_embedding")
         layer.embeddings.assign(np.asarray(fold.embedding, np.float32))
     return model
@@ -257,8 +279,13 @@ def dataset_options(model):
     return options
 
 
+def count_parameters(weights):
+    """Number of scalars in a list of variables."""
+    return int(sum(np.prod(weight.shape) for weight in weights))
+
+
 def finish_run(run_dir, model, result, dataset, name, result_file,
-               export=True, log=print):
+               export=True, log=print, parameters=None):
     """Writes what a finished run leaves: `model.weights.h5` (when it has
     trainable weights), `metrics.json`, `saved_model/` (with `export`) and
     its line in `result_file`; returns that line.
@@ -268,6 +295,8 @@ def finish_run(run_dir, model, result, dataset, name, result_file,
         model: keras.Model. The trained model (best weights restored).
         result: `models.training.TrainResult`.
         dataset: str. Fold name. name: str. Run name.
+        parameters: int or None. Parameters the prediction uses (default:
+            the model's trainable ones; an ensemble adds its members').
     """
     import inference
     from models import run_files
@@ -286,6 +315,11 @@ def finish_run(run_dir, model, result, dataset, name, result_file,
             "test_accuracy_at_best": result.test_accuracy_at_best,
             "stopped_early": result.stopped_early,
             "train_seconds": result.train_seconds,
+            "trainable_parameters": count_parameters(
+                model.trainable_weights),
+            "parameters": (count_parameters(model.trainable_weights)
+                           if parameters is None else int(parameters)),
+            "inputs": [tensor.name for tensor in model.inputs],
         },
     )
     if export:
@@ -334,15 +368,18 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
 
 
 def eval_dataset(split, batch_size, audio_max_frames, waveforms=None,
-                 waveform_max_samples=None):
+                 waveform_max_samples=None, log_mel=False,
+                 n_mels=spectrogram.N_MELS):
     """Ordered batches of a split, each example exactly once.
 
-    `waveforms` and `waveform_max_samples` as in `train_dataset_fn`.
+    `waveforms`, `waveform_max_samples`, `log_mel` and `n_mels` as in
+    `train_dataset_fn`.
     """
     return input_pipeline.make_dataset(
         split, batch_size, mode="eval", audio_max_frames=audio_max_frames,
         waveforms=_has_waveforms(split, waveforms),
-        waveform_max_samples=waveform_max_samples)
+        waveform_max_samples=waveform_max_samples, log_mel=log_mel,
+        n_mels=n_mels)
 
 
 def load_trained_model(run_dir):

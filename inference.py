@@ -20,6 +20,11 @@ with the same functions the fold folders were built with:
   `text_length` = index of the first PAD (`input_pipeline.text_lengths`).
 * wav2vec2 models: the 16 kHz waveform in [-1, 1), clipped to the encoder's
   input length (stored) with its length.
+* log-mel models (`CNN_SPEC --cnn_input=logmel`): the 16 kHz waveform in
+  [-1, 1) → `spectrogram.log_mel_spectrogram`, the function the training
+  pipeline runs, → the first `encoder_size_audio` frames and their count.
+  The spectrogram parameters are stored (`log_mel` in the metadata) and
+  must equal what this code computes (`spectrogram.parameters()`).
 
 `Predictor` serves a SavedModel written by `export_run` (nothing else
 needed), or a run folder (its `saved_model/` if that is such an export,
@@ -42,6 +47,7 @@ from preprocessing import audio_features
 from preprocessing import input_pipeline
 from preprocessing import manifest_corpus
 from preprocessing import reference_arrays
+from preprocessing import spectrogram
 from preprocessing import text_features
 
 FORMAT = "multimodal-speech-emotion/inference"
@@ -51,6 +57,7 @@ FRAME_SECONDS = audio_features.FRAME_STEP / audio_features.SAMPLE_RATE
 TOKENIZER = "nltk NLTKWordTokenizer (Treebank, no punkt), lowercased"
 AUDIO_FEATURE_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody")
 WAVEFORM_INPUTS = input_pipeline.WAVEFORM_FEATURES
+LOG_MEL_INPUTS = input_pipeline.LOG_MEL_FEATURES
 TEXT_INPUTS = ("text_ids", "text_length")
 # Relative completeness gap above which an IG result is flagged.
 COMPLETENESS_TOLERANCE = 0.05
@@ -143,9 +150,20 @@ def serving_metadata(config, model, fold_manifest, vocabulary_size):
             "parameters": parameters,
             "parameters_source": source,
             "encoder_size_audio": int(config["data"]["encoder_size_audio"]),
-            "mfcc_dim": int(shapes["audio_mfcc"][-1]),
             "prosody_names": list(audio_features.PROSODY_NAMES),
             "frame_seconds": FRAME_SECONDS,
+        }
+        if "audio_mfcc" in shapes:
+            # (A log-mel model with prosody has an "audio" section for the
+            # prosody but no MFCC input.)
+            metadata["audio"]["mfcc_dim"] = int(shapes["audio_mfcc"][-1])
+    if "audio_logmel" in input_names:
+        metadata["log_mel"] = {
+            "sample_rate": spectrogram.SAMPLE_RATE,
+            "parameters": _json_roundtrip(spectrogram.parameters(
+                int(shapes["audio_logmel"][-1]))),
+            "encoder_size_audio": int(config["data"]["encoder_size_audio"]),
+            "frame_seconds": spectrogram.FRAME_STEP / spectrogram.SAMPLE_RATE,
         }
     if any(name in input_names for name in WAVEFORM_INPUTS):
         metadata["waveform"] = {
@@ -214,6 +232,19 @@ class ServingAssets:
                         "The model was trained on openSMILE features; "
                         "install the optional backend (pip install -e "
                         "\".[opensmile]\") to compute them.") from error
+        log_mel = metadata.get("log_mel")
+        if log_mel:
+            current = _json_roundtrip(spectrogram.parameters(
+                log_mel["parameters"].get("n_mels", spectrogram.N_MELS)))
+            if log_mel["parameters"] != current:
+                differing = sorted(
+                    key for key in set(current) | set(log_mel["parameters"])
+                    if current.get(key) != log_mel["parameters"].get(key))
+                raise InferenceError(
+                    "The model was trained on log-mel spectrograms with "
+                    "other parameters than this code computes (differing: "
+                    f"{differing}); predicting would feed it different "
+                    "features. Use the toolkit version it was trained with.")
         if "text" in metadata:
             if vocabulary is None:
                 raise InferenceError("A text model needs its vocabulary.")
@@ -242,7 +273,8 @@ class ServingAssets:
 
     @property
     def uses_audio(self):
-        return "audio" in self.metadata or "waveform" in self.metadata
+        return any(key in self.metadata
+                   for key in ("audio", "waveform", "log_mel"))
 
     @classmethod
     def from_export(cls, export_dir):
@@ -346,6 +378,27 @@ class ServingAssets:
                 audio_length=np.array([used], np.int32),
                 audio_prosody=np.asarray(prosody, np.float32)[None])
             info.update(frames=int(len(mfcc)), frames_used=int(used))
+        log_mel = self.metadata.get("log_mel")
+        if log_mel:
+            size = log_mel["encoder_size_audio"]
+            # Only the samples the first `size` frames read, as the
+            # training pipeline gathers them.
+            kept = np.asarray(
+                waveform[:spectrogram.samples_for_frames(max(size, 1))],
+                np.float32)
+            frames, lengths = spectrogram.log_mel_spectrogram(
+                kept[None], [len(kept)],
+                log_mel["parameters"]["n_mels"])
+            used = int(lengths[0])
+            # At least one (zero) frame is fed; the length says how many
+            # are real.
+            values = np.zeros((1, max(used, 1), frames.shape[-1]),
+                              np.float32)
+            values[0, :used] = frames.numpy()[0, :used]
+            features.update(audio_logmel=values,
+                            audio_logmel_length=np.array([used], np.int32))
+            info.update(frames=int(spectrogram.num_frames(len(waveform))),
+                        frames_used=used)
         wave = self.metadata.get("waveform")
         if wave:
             limit = wave.get("max_samples") or len(waveform)
@@ -752,10 +805,11 @@ def explain_example(model, features, label_names, tokens=None,
         attention (MDREA).
     """
     explainer = explainer or attribution.Explainer(model, baseline=baseline)
-    if any(name in explainer.input_names for name in WAVEFORM_INPUTS):
+    if any(name in explainer.input_names
+           for name in WAVEFORM_INPUTS + LOG_MEL_INPUTS):
         raise InferenceError("Explanations support the Yoon models (MFCC, "
-                             "prosody, words); wav2vec2 models can only be "
-                             "used for prediction.")
+                             "prosody, words); wav2vec2 and log-mel models "
+                             "can only be used for prediction.")
     label_names = list(label_names)
     if isinstance(target, str):
         if target not in label_names:

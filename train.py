@@ -1,7 +1,9 @@
 """Trains ARE, TRE, MDRE or MDREA on a fold folder, as the original trainers,
 or the wav2vec2 models W2V2, W2V2_TRE and W2V2_TREA.
 The seed-system models BLSTM_SA_TEXT, CNN_SPEC, MMMF and TRANSFORMER_FUSION
-(models/seed_models.py) train the same way (tools/compare_models.sh).
+(models/seed_models.py) train the same way (`bash reference_script.sh
+--all` trains every model). With --ensemble_members it builds an ensemble
+of trained runs instead (ensemble_runs.py).
 
 Example (the reference MDREA run; defaults are the reference settings):
 
@@ -148,8 +150,8 @@ def define_flags():
     flags.DEFINE_float(
         "encoder_lr",
         1e-5,
-        "wav2vec2 models: Adam learning rate of the encoder (the head and "
-        "text branch use --lr).",
+        "wav2vec2 models (and TRANSFORMER_FUSION --text_encoder_handle): "
+        "Adam learning rate of the pretrained encoder (the rest uses --lr).",
     )
     flags.DEFINE_integer(
         "fixed_input_length",
@@ -205,6 +207,13 @@ def define_flags():
     flags.DEFINE_integer("cnn_kernel_size", 3, "CNN kernel size.")
     flags.DEFINE_boolean("use_prosody", False,
                          "CNN_SPEC: also feed the prosody functionals.")
+    flags.DEFINE_enum("cnn_input", "mfcc", ["mfcc", "logmel"],
+                      "CNN_SPEC: its time-frequency image, the fold's MFCC "
+                      "frames or a log-mel spectrogram computed from the "
+                      "fold's raw waveforms (needs a fold with waveforms: "
+                      "the demo corpus, build_arrays --store_waveforms).")
+    flags.DEFINE_integer("n_mels", 64,
+                         "CNN_SPEC --cnn_input=logmel: mel bands.")
     flags.DEFINE_integer("transformer_units", 64,
                          "TRANSFORMER_FUSION: transformer width.")
     flags.DEFINE_integer("transformer_heads", 4,
@@ -228,6 +237,25 @@ def define_flags():
                       "TRANSFORMER_FUSION: modality fusion.")
     flags.DEFINE_float("fusion_keep_prob", 0.7,
                        "TRANSFORMER_FUSION: keep probability before logits.")
+    flags.DEFINE_string(
+        "text_encoder_handle", None,
+        "TRANSFORMER_FUSION: a BERT-style TF-Hub URL or local SavedModel "
+        "directory to use as the text encoder instead of the from-scratch "
+        "transformer (an offline random stand-in: python "
+        "tools/make_bert_standin.py --output_dir=DIR). Its learning rate is "
+        "--encoder_lr.")
+    flags.DEFINE_boolean(
+        "text_encoder_trainable", True,
+        "TRANSFORMER_FUSION --text_encoder_handle: fine-tune the encoder "
+        "(else frozen).")
+    flags.DEFINE_enum(
+        "text_encoder_pooling", "pooled", ["pooled", "mean"],
+        "TRANSFORMER_FUSION --text_encoder_handle: text vector = the "
+        "handle's pooled_output, or the masked mean of its sequence_output.")
+    flags.DEFINE_integer(
+        "text_encoder_seq_length", 128,
+        "TRANSFORMER_FUSION --text_encoder_handle: longest WordPiece "
+        "sequence ([CLS] and [SEP] included); longer texts are truncated.")
 
 
 DEFAULT_PREFIXES = {
@@ -253,17 +281,27 @@ def _seed_model_parts(model, hparams):
                 ("A", hparams["attention_units"]),
                 ("dr", hparams["text_keep_prob"])]
     if model == "CNN_SPEC":
-        return [("es", hparams["encoder_size_audio"]),
-                ("C", "-".join(str(f) for f in hparams["cnn_filters"])),
-                ("dr", hparams["audio_keep_prob"])]
+        parts = [("es", hparams["encoder_size_audio"]),
+                 ("C", "-".join(str(f) for f in hparams["cnn_filters"])),
+                 ("dr", hparams["audio_keep_prob"])]
+        if hparams.get("audio_input") == "logmel":
+            parts.append(("I", f"logmel{hparams['n_mels']}"))
+        return parts
     if model == "MMMF":
         return [("HA", hparams["audio_units"]), ("HT", hparams["text_units"]),
                 ("P", hparams["pooling"])]
-    return [("W", hparams["transformer_units"]),
-            ("N", hparams["transformer_layers"]),
-            ("A", hparams["audio_encoder"]),
-            ("S", int(hparams["use_side_features"])),
-            ("F", hparams["fusion"])]
+    if hparams.get("text_encoder_handle"):
+        # A pretrained text encoder: E0 frozen, E1 fine-tuned (lrE).
+        trainable = hparams["text_encoder_trainable"]
+        text = [("TE", f"{int(trainable)}{hparams['text_encoder_pooling']}")]
+        if trainable:
+            text.append(("lrE", hparams["encoder_lr"]))
+    else:
+        text = [("W", hparams["transformer_units"]),
+                ("N", hparams["transformer_layers"])]
+    return text + [("A", hparams["audio_encoder"]),
+                   ("S", int(hparams["use_side_features"])),
+                   ("F", hparams["fusion"])]
 WAV2VEC2_MODELS = ("W2V2", "W2V2_TRE", "W2V2_TREA")
 
 
@@ -366,6 +404,8 @@ def train(
     cnn_filters=(32, 64),
     cnn_kernel_size=3,
     use_prosody=False,
+    cnn_input="mfcc",
+    n_mels=64,
     transformer_units=64,
     transformer_heads=4,
     transformer_layers=2,
@@ -376,6 +416,10 @@ def train(
     side_units=32,
     fusion="concat",
     fusion_keep_prob=0.7,
+    text_encoder_handle=None,
+    text_encoder_trainable=True,
+    text_encoder_pooling="pooled",
+    text_encoder_seq_length=128,
     log=print,
 ):
     """Trains one model; returns (run_dir, TrainResult, result line).
@@ -385,6 +429,7 @@ def train(
     import keras
 
     import experiment
+    from models import bert_text_encoder
     from models import optimizers
     from models import run_files
     from models import training
@@ -403,7 +448,16 @@ def train(
             # A local directory: absolute, so that evaluate.py and export.py
             # rebuild the model from anywhere.
             hub_handle = os.path.abspath(hub_handle)
-    fold = experiment.load_fold(data_dir, model)
+    # A pretrained BERT-style text encoder (TRANSFORMER_FUSION only).
+    uses_text_encoder = bool(text_encoder_handle)
+    if uses_text_encoder:
+        if model != "TRANSFORMER_FUSION":
+            raise ValueError(
+                f"--text_encoder_handle applies to TRANSFORMER_FUSION only; "
+                f"found --model={model}."
+            )
+        if "://" not in text_encoder_handle:
+            text_encoder_handle = os.path.abspath(text_encoder_handle)
     hparams = dict(
         audio_units=hidden_dim_audio,
         audio_layers=num_layer_audio,
@@ -424,6 +478,8 @@ def train(
             cnn_filters=[int(f) for f in cnn_filters],
             cnn_kernel_size=cnn_kernel_size,
             use_prosody=use_prosody,
+            audio_input=cnn_input,
+            n_mels=n_mels,
             transformer_units=transformer_units,
             transformer_heads=transformer_heads,
             transformer_layers=transformer_layers,
@@ -437,6 +493,15 @@ def train(
         )
         if model != "MMMF":
             del hparams["pooling"]
+        if uses_text_encoder:
+            # Only then: configs of from-scratch runs stay as they were, so
+            # those runs still resume.
+            hparams.update(
+                text_encoder_handle=text_encoder_handle,
+                text_encoder_trainable=text_encoder_trainable,
+                text_encoder_pooling=text_encoder_pooling,
+                text_encoder_seq_length=text_encoder_seq_length,
+            )
     if is_wav2vec2:
         hparams.update(
             hub_handle=hub_handle,
@@ -445,6 +510,9 @@ def train(
             fixed_input_length=fixed_input_length,
             pooling=pooling,
         )
+    # The model's arguments decide what is read (e.g. the waveforms of a
+    # log-mel CNN_SPEC).
+    fold = experiment.load_fold(data_dir, model, hparams)
     kwargs = experiment.model_kwargs(
         model, fold, use_glove, embedding_dim, normalize_audio, **hparams
     )
@@ -491,7 +559,8 @@ def train(
             seed=seed,
             use_glove=use_glove,
             strategy=strategy,
-            **({"encoder_lr": encoder_lr} if is_wav2vec2 else {}),
+            **({"encoder_lr": encoder_lr}
+               if is_wav2vec2 or uses_text_encoder else {}),
         ),
     }
     config_path = os.path.join(run_dir, "config.json")
@@ -519,6 +588,13 @@ def train(
                 encoder_lr, wav2vec2_models.ENCODER_LAYER_NAME
             )
         )
+    if uses_text_encoder:
+        # The pretrained text encoder gets --encoder_lr, the rest --lr.
+        extra_trainer_args["optimizer_fn"] = (
+            optimizers.encoder_head_optimizer_fn(
+                encoder_lr, bert_text_encoder.TEXT_ENCODER_LAYER_NAME
+            )
+        )
     trainer = training.Trainer(
         lambda: experiment.build_model(model, kwargs, fold, use_glove),
         training.make_strategy(strategy),
@@ -530,10 +606,8 @@ def train(
         **extra_trainer_args,
     )
     splits = fold.splits
-    data_args = dict(
-        waveforms=is_wav2vec2,
-        waveform_max_samples=experiment.waveform_max_samples(trainer.model),
-    )
+    # What the model reads decides the features: raw waveforms, log-mel.
+    data_args = experiment.dataset_options(trainer.model)
     result = trainer.fit(
         experiment.train_dataset_fn(
             splits["train"],

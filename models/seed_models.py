@@ -10,18 +10,27 @@ that is exactly its constructor arguments.
 | model               | inputs                                  | after      |
 |---------------------|-----------------------------------------|------------|
 | `BLSTM_SA_TEXT`     | text_ids, text_length                   | Sobczak    |
-| `CNN_SPEC`          | audio_mfcc, audio_length (+ prosody)    | Sobczak    |
+| `CNN_SPEC`          | audio_mfcc, audio_length (+ prosody),   | Sobczak    |
+|                     | or audio_logmel, audio_logmel_length    |            |
 | `MMMF`              | audio_mfcc, audio_length, text_*        | MMMF       |
 | `TRANSFORMER_FUSION`| audio_*, text_* (prosody = side input)  | Patamia    |
 
 Differences from the seeds, stated once:
 
-* `CNN_SPEC` reads the 39-d MFCC-E-D-A frames as its time-frequency image
-  (the seed used a linear spectrogram); no log-mel feature is computed.
+* `CNN_SPEC` reads a log-mel spectrogram (`audio_input="logmel"`: 64 mel
+  bands by default, 25 ms / 10 ms frames, computed from the raw waveform by
+  the input pipeline and by the serving code, `preprocessing/spectrogram.py`)
+  or the 39-d MFCC-E-D-A frames (`audio_input="mfcc"`, the default, for
+  folds without waveforms such as the released arrays); the seed used a
+  linear spectrogram.
 * `MMMF` runs its acoustic BLSTM over the same MFCC frames (the seed used
   openSMILE LLDs).
 * `TRANSFORMER_FUSION` trains its small transformer text encoder from
-  scratch (the seed fine-tuned BERT), its audio encoder is ARE's GRU or
+  scratch by default (the seed fine-tuned BERT); with
+  `text_encoder_handle` it fine-tunes (or freezes) a BERT-style TF-Hub
+  handle / SavedModel directory instead (`models/bert_text_encoder.py`:
+  our word ids are mapped to the handle's WordPiece ids inside the model,
+  so the model and its export still take `text_ids`). Its audio encoder is ARE's GRU or
   CNN_SPEC's CNN (the seed used wav2vec2; see `W2V2_TRE` for that) and
   its optional dense side input is the prosody vector, standing in for the
   seed's motion-capture features.
@@ -41,12 +50,14 @@ layer `word_embedding` so that `experiment.build_model` can load GloVe.
 import keras
 import tensorflow as tf
 
+from models import bert_text_encoder
 from models import config_model
 from models import layers
 from models import pooling as pooling_lib
 from models import yoon
 
 MMMF_POOLINGS = ("last", "mean", "attention")
+CNN_AUDIO_INPUTS = ("mfcc", "logmel")
 FUSIONS = ("concat", "pairwise")
 AUDIO_ENCODERS = ("gru", "cnn")
 
@@ -332,8 +343,39 @@ def _standardized(inputs, normalization, use_prosody=True):
     return mfcc, prosody
 
 
+def _standardized_log_mel(inputs, normalization, use_prosody):
+    """Log-mel frames (standardised per band if asked, then zeroed past
+    `audio_logmel_length`) and prosody (standardised if asked)."""
+    frames, prosody = inputs["audio_logmel"], inputs.get("audio_prosody")
+    if normalization:
+        missing = [key for key in ("logmel_mean", "logmel_std")
+                   if key not in normalization]
+        if missing:
+            raise ValueError(
+                f"audio_normalization lacks {missing}: a log-mel CNN_SPEC "
+                "standardises with per-band log-mel statistics (have "
+                f"{sorted(normalization)}).")
+        bands = frames.shape[-1]
+        if len(normalization["logmel_mean"]) != bands:
+            raise ValueError(
+                f"audio_normalization['logmel_mean'] has "
+                f"{len(normalization['logmel_mean'])} bands; the input has "
+                f"{bands} (n_mels).")
+        frames = layers.Standardize(normalization["logmel_mean"],
+                                    normalization["logmel_std"],
+                                    name="logmel_standardize")(frames)
+        if use_prosody:
+            prosody = layers.Standardize(normalization["prosody_mean"],
+                                         normalization["prosody_std"],
+                                         name="prosody_standardize")(prosody)
+    frames = MaskSequence(name="logmel_mask")(frames,
+                                              inputs["audio_logmel_length"])
+    return frames, prosody
+
+
 def _cnn_encoder(mfcc, lengths, filters, kernel_size, seed):
-    """2-D CNN over the [T, 39] MFCC image → masked mean over time.
+    """2-D CNN over the [T, F] image (F = 39 MFCC or the mel bands) → masked
+    mean over time.
 
     Each block: Conv2D("same", ReLU) → zero the frames >= length → 2×2 max
     pool ("same", stride 2; lengths become ceil(L/2)). ReLU outputs are >= 0,
@@ -411,12 +453,22 @@ class BLSTM_SA_TEXT(_SeedModel):
 
 @keras.saving.register_keras_serializable(package="mse")
 class CNN_SPEC(_SeedModel):
-    """Acoustic 2-D CNN over the MFCC time-frequency image → logits.
+    """Acoustic 2-D CNN over a time-frequency image → logits.
 
-    (Sobczak's acoustic model, on the 39-d MFCC-E-D-A frames instead of a
-    linear spectrogram.) See `_cnn_encoder` for the blocks and how padded
-    frames are kept out. The pooled vector (joined with the prosody vector
-    when `use_prosody`) feeds a hidden ReLU layer with dropout.
+    (Sobczak's acoustic model; the seed used a linear spectrogram.) The
+    image is, by `audio_input`:
+
+    * "mfcc": `audio_mfcc` [B, T, 39] with `audio_length` [B] (the fold's
+      MFCC-E-D-A frames; works on every fold, e.g. the released arrays);
+    * "logmel": `audio_logmel` [B, T, n_mels] with `audio_logmel_length`
+      [B], the log-mel spectrogram the input pipeline computes from the raw
+      waveform (`preprocessing/spectrogram.py`; the fold needs the waveform
+      extras).
+
+    Frames at or beyond the length are zeroed (after standardisation) and
+    kept out of every block; see `_cnn_encoder` for the blocks. The pooled
+    vector (joined with the prosody vector `audio_prosody` [B, 35] when
+    `use_prosody`) feeds a hidden ReLU layer with dropout.
 
     Args:
         cnn_filters: tuple of int. Channels per conv block (C_1..C_n).
@@ -424,14 +476,23 @@ class CNN_SPEC(_SeedModel):
         hidden_units: int. D.
         audio_keep_prob: float. Keep probability before the logits.
         use_prosody: bool. Also feed the 35 prosody functionals.
-        mfcc_dim, prosody_dim, num_classes, audio_normalization, seed: as ARE.
+        audio_input: "mfcc" or "logmel".
+        n_mels: int. Mel bands of the log-mel input ("logmel" only).
+        mfcc_dim, prosody_dim, num_classes, seed: as ARE.
+        audio_normalization: dict or None. Train-split statistics:
+            mfcc_mean/mfcc_std (39) for "mfcc", logmel_mean/logmel_std
+            (n_mels, per band) for "logmel", and prosody_mean/prosody_std.
 
     Trainable parameters: Σ_i (k²·C_{i−1} + 1)·C_i (C_0 = 1)
-    + (F'·C_n [+35] + 1)·D + (D+1)·C, F' = 39 halved (ceil) n times.
+    + (F'·C_n [+35] + 1)·D + (D+1)·C, F' = F halved (ceil) n times, F = 39
+    ("mfcc") or n_mels ("logmel"); e.g. "logmel" with the defaults
+    (n_mels 64, C 32/64, k 3, D 64, C 4): 320 + 18,496 + (16·64 + 1)·64
+    + 260 = 84,676.
     """
 
     def __init__(self, cnn_filters=(32, 64), cnn_kernel_size=3,
                  hidden_units=64, audio_keep_prob=0.7, use_prosody=False,
+                 audio_input="mfcc", n_mels=64,
                  mfcc_dim=39, prosody_dim=35, num_classes=4,
                  audio_normalization=None, seed=None, name="CNN_SPEC",
                  **kwargs):
@@ -439,12 +500,25 @@ class CNN_SPEC(_SeedModel):
         config = config_model.constructor_arguments(locals())
         config["cnn_filters"] = list(cnn_filters)
         _check_keep("audio_keep_prob", audio_keep_prob)
+        _check_choice("audio_input", audio_input, CNN_AUDIO_INPUTS)
         inputs = yoon._audio_inputs(mfcc_dim, prosody_dim)
+        if audio_input == "logmel":
+            del inputs["audio_mfcc"], inputs["audio_length"]
+            inputs["audio_logmel"] = keras.Input((None, n_mels),
+                                                 name="audio_logmel")
+            inputs["audio_logmel_length"] = keras.Input(
+                (), dtype="int32", name="audio_logmel_length")
         if not use_prosody:
             del inputs["audio_prosody"]
-        mfcc, prosody = _standardized(inputs, audio_normalization,
-                                      use_prosody)
-        features = _cnn_encoder(mfcc, inputs["audio_length"], cnn_filters,
+        if audio_input == "logmel":
+            image, prosody = _standardized_log_mel(
+                inputs, audio_normalization, use_prosody)
+            lengths = inputs["audio_logmel_length"]
+        else:
+            image, prosody = _standardized(inputs, audio_normalization,
+                                           use_prosody)
+            lengths = inputs["audio_length"]
+        features = _cnn_encoder(image, lengths, cnn_filters,
                                 cnn_kernel_size, seed)
         if use_prosody:
             features = keras.layers.Concatenate(name="audio_vector")(
@@ -581,6 +655,30 @@ def _transformer_text(inputs, config):
         sequence, inputs["text_length"])
 
 
+def _pretrained_text(inputs, config):
+    """The BERT-style handle's vector of the real words, [B, H]."""
+    pieces = config["text_encoder_pieces"]
+    if pieces is None:
+        raise ValueError(
+            "TRANSFORMER_FUSION: text_encoder_handle="
+            f"{config['text_encoder_handle']!r} needs text_encoder_pieces, "
+            "the table from our word ids to the handle's WordPiece ids "
+            "(experiment.model_kwargs builds it from the fold's dic.pkl and "
+            "the handle's vocab.txt).")
+    rows = len(pieces.get("pieces") or ()) if isinstance(pieces, dict) else 0
+    if rows != config["vocab_size"]:
+        raise ValueError(
+            f"TRANSFORMER_FUSION: text_encoder_pieces has {rows} rows, but "
+            f"vocab_size is {config['vocab_size']}; expected one row per "
+            "word id of the fold's vocabulary.")
+    return bert_text_encoder.text_vector(
+        inputs["text_ids"], inputs["text_length"],
+        config["text_encoder_handle"], pieces,
+        trainable=config["text_encoder_trainable"],
+        pooling=config["text_encoder_pooling"],
+        max_length=config["text_encoder_seq_length"])
+
+
 @keras.saving.register_keras_serializable(package="mse")
 class TRANSFORMER_FUSION(_SeedModel):
     """A small transformer text encoder fused with an audio encoder and an
@@ -589,7 +687,14 @@ class TRANSFORMER_FUSION(_SeedModel):
     text: `word_embedding` (E) → Dense(W) → + learned positions → N
     transformer blocks (MultiHeadAttention with keys past `text_length`
     masked, residual + LayerNorm, GELU feed-forward of F units, residual +
-    LayerNorm) → mean over the real tokens: t [B, W].
+    LayerNorm) → mean over the real tokens: t [B, W], all trained from
+    scratch. Or, with `text_encoder_handle`, a pretrained BERT-style encoder
+    (`bert_text_encoder.text_vector`): each word id → its WordPiece ids
+    (`text_encoder_pieces`), `[CLS] pieces… [SEP]` (at most
+    `text_encoder_seq_length`, longer texts truncated; words past
+    `text_length` ignored) → the SavedModel (layer `text_encoder`, padded
+    positions masked) → its pooled_output or masked mean: t [B, H]. The
+    word embedding and transformer arguments are then unused.
     audio (`audio_encoder`): "gru" = ARE's TF1GRU final state [B, H_A] over
     the (standardised) MFCC; "cnn" = CNN_SPEC's encoder.
     side (`use_side_features`): the prosody vector (standing in for the
@@ -612,6 +717,20 @@ class TRANSFORMER_FUSION(_SeedModel):
         hidden_units: D. fusion_keep_prob: keep probability before logits.
         mfcc_dim, prosody_dim, text_length, num_classes,
         audio_normalization, seed.
+        text_encoder_handle: str or None. A BERT-style TF-Hub URL or local
+            SavedModel directory (see README, "BERT text encoder"); None
+            keeps the from-scratch transformer.
+        text_encoder_trainable: bool. Fine-tune the handle's variables (its
+            learning rate: train.py --encoder_lr) or keep them frozen.
+        text_encoder_pooling: "pooled" (pooled_output, the [CLS] vector) or
+            "mean" (masked mean of sequence_output).
+        text_encoder_pieces: dict from
+            `preprocessing.text_features.wordpiece_table` (our word id →
+            WordPiece ids of the handle's vocabulary, [CLS]/[SEP]/[UNK]
+            ids); required with a handle (experiment.model_kwargs builds
+            it from the fold), stored in the config.
+        text_encoder_seq_length: int. Longest WordPiece sequence fed to the
+            handle, [CLS] and [SEP] included.
 
     Trainable parameters (gru, concat): V·E + (E+1)W + 128W
     + N·(4W² + 4W + 2WF + F + W + 4W) + 3H_A(39+H_A+1)
@@ -628,6 +747,9 @@ class TRANSFORMER_FUSION(_SeedModel):
                  fusion_units=64, hidden_units=64, fusion_keep_prob=0.7,
                  mfcc_dim=39, prosody_dim=35, text_length=128,
                  num_classes=4, audio_normalization=None, seed=None,
+                 text_encoder_handle=None, text_encoder_trainable=True,
+                 text_encoder_pooling="pooled", text_encoder_pieces=None,
+                 text_encoder_seq_length=128,
                  name="TRANSFORMER_FUSION", **kwargs):
         cnn_filters = tuple(int(f) for f in cnn_filters)
         config = config_model.constructor_arguments(locals())
@@ -641,7 +763,10 @@ class TRANSFORMER_FUSION(_SeedModel):
             del inputs["audio_prosody"]
         mfcc, prosody = _standardized(inputs, audio_normalization,
                                       use_side_features)
-        vectors = [_transformer_text(inputs, config)]
+        if text_encoder_handle is None:
+            vectors = [_transformer_text(inputs, config)]
+        else:
+            vectors = [_pretrained_text(inputs, config)]
         if audio_encoder == "gru":
             _, audio = yoon._gru_stack(mfcc, inputs["audio_length"],
                                        audio_units, audio_layers,

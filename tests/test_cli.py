@@ -116,3 +116,62 @@ def test_reference_script_short_mode(fold_dir, tmp_path):
     for model in ("ARE", "TRE", "MDRE", "MDREA"):
         assert os.path.exists(tmp_path / "runs" / stamp / model /
                               "saved_model" / "saved_model.pb")
+
+
+def _run_reference_script(arguments, tmp_path, **environment):
+    environment = dict(os.environ, RUNS_DIR=str(tmp_path / "runs"),
+                       RESULT_FILE=str(tmp_path / "TEST_run_result.txt"),
+                       **environment)
+    done = subprocess.run(
+        ["bash", os.path.join(ROOT, "reference_script.sh"), *arguments],
+        capture_output=True, text=True, timeout=1500, env=environment)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (stamp,) = os.listdir(tmp_path / "runs")
+    return done.stdout, tmp_path / "runs" / stamp
+
+
+def _table_rows(stdout):
+    table = stdout[stdout.index("=== comparison"):]
+    return {line.split("|")[1].strip(): line for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| model")}
+
+
+def test_reference_script_all_rows_and_ensemble(fold_dir, tmp_path):
+    # A random fold stores no waveforms: the wav2vec2 rows are skipped and
+    # CNN_SPEC reads MFCC; the ensemble row combines the two runs before it.
+    stdout, runs = _run_reference_script(
+        ["--all", "--short", fold_dir], tmp_path,
+        MODELS="CNN_SPEC BLSTM_SA_TEXT W2V2 ENSEMBLE_WEIGHTED")
+    rows = _table_rows(stdout)
+    assert list(rows) == ["CNN_SPEC", "BLSTM_SA_TEXT", "ENSEMBLE_WEIGHTED"]
+    assert "W2V2" in stdout and "skipped: needs waveforms" in stdout
+    assert "| MFCC |" in rows["CNN_SPEC"]
+    with open(runs / "ENSEMBLE_WEIGHTED" / "metrics.json") as f:
+        metrics = json.load(f)
+    parameters = []
+    for member in ("CNN_SPEC", "BLSTM_SA_TEXT"):
+        with open(runs / member / "metrics.json") as f:
+            parameters.append(json.load(f)["parameters"])
+    assert metrics["parameters"] == sum(parameters)
+    assert f"| {sum(parameters):,} |" in rows["ENSEMBLE_WEIGHTED"]
+    with open(tmp_path / "TEST_run_result.txt") as f:
+        assert len(f.read().splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_reference_script_all_on_a_demo_fold(demo_fold, tmp_path):
+    """Every row of --all (short) on a demo fold with waveforms, with the
+    stand-in encoders passed as handles."""
+    from tools import make_bert_standin
+    from tools import make_wav2vec2_standin
+
+    w2v2 = make_wav2vec2_standin.build_standin(str(tmp_path / "w2v2"))
+    bert = make_bert_standin.build_standin(str(tmp_path / "bert"))
+    stdout, _ = _run_reference_script(
+        ["--all", "--short", demo_fold.path], tmp_path,
+        WAV2VEC2_HANDLE=w2v2, BERT_HANDLE=bert)
+    assert list(_table_rows(stdout)) == [
+        "ARE", "TRE", "MDRE", "MDREA", "BLSTM_SA_TEXT", "CNN_SPEC", "MMMF",
+        "TRANSFORMER_FUSION", "TRANSFORMER_FUSION_BERT", "W2V2", "W2V2_TRE",
+        "W2V2_TREA", "ENSEMBLE_WEIGHTED", "ENSEMBLE_FEATURE"]
+    assert "| log-mel |" in _table_rows(stdout)["CNN_SPEC"]

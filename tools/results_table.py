@@ -1,32 +1,59 @@
-"""Prints a table of the runs below a folder (reads each metrics.json)."""
+"""Prints one markdown table of the runs below a folder.
+
+    python tools/results_table.py RUNS_ROOT [ROW ...]
+
+Each row is a run folder `RUNS_ROOT/<ROW>` written by train.py (its
+metrics.json; `wall_seconds` when the script that ran it wrote one); without
+ROWs, every run folder below RUNS_ROOT in name order. Columns: the model's
+inputs, its parameters (an ensemble: its members' plus its head's), the
+steps trained (best step), dev WA at the best step, test WA and UA of the
+restored best weights, train and wall seconds.
+"""
 
 import json
 import os
 import sys
 
+# Short names of the models' inputs (lengths are implied).
+INPUT_NAMES = {"audio_mfcc": "MFCC", "audio_prosody": "prosody",
+               "audio_logmel": "log-mel", "waveform": "waveform",
+               "text_ids": "text"}
 
-def main(root):
-    rows = []
-    order = ["ARE", "TRE", "MDRE", "MDREA"]
-    names = sorted(os.listdir(root),
-                   key=lambda n: (order.index(n) if n in order else 99, n))
-    for name in names:
-        path = os.path.join(root, name, "metrics.json")
-        if not os.path.exists(path):
+
+def row(run_dir, label):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        m = json.load(f)
+    wall = ""
+    if os.path.exists(os.path.join(run_dir, "wall_seconds")):
+        with open(os.path.join(run_dir, "wall_seconds")) as f:
+            wall = f.read().strip()
+    inputs = " + ".join(INPUT_NAMES[name] for name in m.get("inputs", [])
+                        if name in INPUT_NAMES)
+    params = m.get("parameters")
+    return (f"| {label} | {inputs} | "
+            f"{'' if params is None else f'{params:,}'} | "
+            f"{m['steps']} ({m['best_step']}) | "
+            f"{m['best_dev_accuracy']:.3f} | {m['test']['wa']:.3f} | "
+            f"{m['test']['ua']:.3f} | {m['train_seconds']:.0f} | {wall} |")
+
+
+def main(root, labels):
+    labels = labels or sorted(
+        name for name in os.listdir(root)
+        if os.path.exists(os.path.join(root, name, "metrics.json")))
+    print("| model | inputs | params | steps (best) | dev WA | test WA | "
+          "test UA | train s | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label in labels:
+        run_dir = os.path.join(root, label)
+        if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+            print(f"| {label} | (no metrics.json: the run failed or was "
+                  "skipped) | | | | | | | |")
             continue
-        with open(path) as f:
-            m = json.load(f)
-        rows.append((name, m["best_step"], m["steps"],
-                     m["best_dev_accuracy"], m["test_accuracy_at_best"],
-                     m["test"]["wa"], m["test"]["ua"], m["train_seconds"]))
-    header = ("model", "best step", "steps", "dev WA", "test WA@best",
-              "test WA", "test UA", "train s")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print(f"| {row[0]} | {row[1]} | {row[2]} | {row[3]:.3f} | "
-              f"{row[4]:.3f} | {row[5]:.3f} | {row[6]:.3f} | {row[7]:.0f} |")
+        print(row(run_dir, label))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2:])
