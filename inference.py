@@ -183,6 +183,19 @@ def serving_metadata(config, model, fold_manifest, vocabulary_size):
     return metadata
 
 
+def _check_parameters(what, recorded, current):
+    """Raises InferenceError when a model was trained on features computed
+    with other parameters than this code computes (train/serve skew)."""
+    if recorded != current:
+        differing = sorted(key for key in set(current) | set(recorded)
+                           if current.get(key) != recorded.get(key))
+        raise InferenceError(
+            f"The model was trained on {what} with other parameters than "
+            f"this code computes (differing: {differing}); predicting would "
+            "feed it different features. Use the toolkit version it was "
+            "trained with.")
+
+
 class ServingAssets:
     """Turns a wav file and a transcript into a model's inputs.
 
@@ -210,17 +223,8 @@ class ServingAssets:
         audio = metadata.get("audio")
         if audio:
             if audio["backend"] == "numpy":
-                current = _current_feature_parameters()
-                if audio["parameters"] != current:
-                    differing = sorted(
-                        key for key in set(current) | set(audio["parameters"])
-                        if current.get(key) != audio["parameters"].get(key))
-                    raise InferenceError(
-                        "The model was trained on audio features with other "
-                        f"parameters than this code computes (differing: "
-                        f"{differing}); predicting would feed it different "
-                        "features. Use the toolkit version it was trained "
-                        "with.")
+                _check_parameters("audio features", audio["parameters"],
+                                  _current_feature_parameters())
             elif audio["backend"] not in audio_features.BACKENDS:
                 raise InferenceError(
                     f"Unknown audio feature backend {audio['backend']!r}.")
@@ -234,17 +238,10 @@ class ServingAssets:
                         "\".[opensmile]\") to compute them.") from error
         log_mel = metadata.get("log_mel")
         if log_mel:
-            current = _json_roundtrip(spectrogram.parameters(
-                log_mel["parameters"].get("n_mels", spectrogram.N_MELS)))
-            if log_mel["parameters"] != current:
-                differing = sorted(
-                    key for key in set(current) | set(log_mel["parameters"])
-                    if current.get(key) != log_mel["parameters"].get(key))
-                raise InferenceError(
-                    "The model was trained on log-mel spectrograms with "
-                    "other parameters than this code computes (differing: "
-                    f"{differing}); predicting would feed it different "
-                    "features. Use the toolkit version it was trained with.")
+            _check_parameters("log-mel spectrograms", log_mel["parameters"],
+                              _json_roundtrip(spectrogram.parameters(
+                                  log_mel["parameters"].get(
+                                      "n_mels", spectrogram.N_MELS))))
         if "text" in metadata:
             if vocabulary is None:
                 raise InferenceError("A text model needs its vocabulary.")

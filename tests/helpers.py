@@ -118,3 +118,23 @@ def assert_padded_batch_equals_alone(model, batch, audio_lengths, atol=1e-5):
             alone["audio_mfcc"] = alone["audio_mfcc"][:, :max(length, 1)]
         np.testing.assert_allclose(model(alone, training=False).numpy()[0],
                                    together[i], atol=atol)
+
+
+def count_trainable(model):
+    """Trainable scalars of a Keras model."""
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def assert_config_round_trip(model):
+    """from_config(get_config()) and Keras (de)serialisation rebuild the
+    same config and parameter count; returns the config."""
+    import keras
+
+    config = model.get_config()
+    clone = model.__class__.from_config(config)
+    assert clone.get_config() == config
+    assert count_trainable(clone) == count_trainable(model)
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(model))
+    assert restored.get_config() == config
+    return config

@@ -5,7 +5,6 @@ predict.py run on the demo corpus."""
 import csv
 import os
 
-import keras
 import numpy as np
 import pytest
 import soundfile
@@ -28,7 +27,7 @@ _TINY_COUNT = (9 * 1 + 1) * 2 + (9 * 2 + 1) * 3 + (3 * 3 + 1) * 5 + 6 * 4
 
 
 def _count(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return helpers.count_trainable(model)
 
 
 def _build(**overrides):
@@ -83,14 +82,8 @@ def test_pipeline_batch_equals_each_utterance_alone(demo_fold):
 
 def test_config_round_trip_and_errors():
     model = _build(use_prosody=True, audio_normalization=_normalization())
-    config = model.get_config()
+    config = helpers.assert_config_round_trip(model)
     assert config["audio_input"] == "logmel" and config["n_mels"] == 10
-    clone = model.__class__.from_config(config)
-    assert clone.get_config() == config
-    assert _count(clone) == _count(model)
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(model))
-    assert restored.get_config() == config
     with pytest.raises(ValueError, match="audio_input must be one of"):
         _build(audio_input="spectrogram")
     with pytest.raises(ValueError, match="lacks .*logmel_mean"):

@@ -48,7 +48,7 @@ VARIANTS = [
 
 
 def _count(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return helpers.count_trainable(model)
 
 
 def _build(name, **overrides):
@@ -179,13 +179,7 @@ def test_config_round_trip(name):
                                 "prosody_mean": [1.0] * 35,
                                 "prosody_std": [3.0] * 35}}
     model = _build(name, **overrides)
-    config = model.get_config()
-    clone = model.__class__.from_config(config)
-    assert clone.get_config() == config
-    assert _count(clone) == _count(model)
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(model))
-    assert restored.get_config() == config
+    helpers.assert_config_round_trip(model)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,7 +11,7 @@ from tests import helpers
 
 
 def _count(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return helpers.count_trainable(model)
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -120,13 +120,7 @@ def test_config_round_trip(name):
                                        "prosody_mean": [1.0] * 35,
                                        "prosody_std": [3.0] * 35})
     model = registry.build_model(name, **kwargs)
-    config = model.get_config()
-    clone = model.__class__.from_config(config)
-    assert clone.get_config() == config
-    assert _count(clone) == _count(model)
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(model))
-    assert restored.get_config() == config
+    helpers.assert_config_round_trip(model)
 
 
 def test_scalar_bias_dense_has_one_bias():
