@@ -10,7 +10,10 @@ which are loaded only for them (they are large: about 2 bytes per sample).
 So does `CNN_SPEC` with `audio_input="logmel"` (train.py `--cnn_input=logmel`),
 whose log-mel spectrogram the input pipeline computes from those waveforms:
 whether a fold's waveforms are read depends on the model's arguments, not
-only its name (`needs_waveforms`).
+only its name (`needs_waveforms`); so does `TRANSFORMER_FUSION` with
+`audio_encoder="wav2vec2"`. A `TRANSFORMER_FUSION` whose side input is a
+fold extra (`side_features="mocap"`) gets that float [n, D] array loaded
+(`side_extra`), D as its `side_dim`, and fed under its own name.
 """
 
 import hashlib
@@ -40,9 +43,12 @@ WAVEFORM_EXTRAS = input_pipeline.WAVEFORM_FEATURES
 ENSEMBLE_MODEL = "ENSEMBLE"
 
 
-def _waveform_help(data_dir, model_name=None):
+def _waveform_help(data_dir, model_name=None, model_kwargs=None):
     if model_name in WAVEFORM_MODELS or model_name is None:
         who = "the wav2vec2 models (W2V2, W2V2_TRE, W2V2_TREA) need them"
+    elif _argument(model_name, model_kwargs, "audio_encoder") == "wav2vec2":
+        who = (f"{model_name} with the wav2vec2 audio encoder "
+               "(--audio_encoder=wav2vec2) reads them")
     else:
         who = (f"{model_name} with the log-mel input (--cnn_input=logmel) "
                "computes its spectrogram from them (--cnn_input=mfcc trains "
@@ -52,6 +58,64 @@ def _waveform_help(data_dir, model_name=None):
             f"{who}. Build the fold with `python -m preprocessing.build_arrays"
             " ... --store_waveforms`, or make the demo corpus with `python -m "
             "preprocessing.demo_corpus --output_dir=...`, which stores them.")
+
+
+def _argument(model_name, model_kwargs, key):
+    """The value of argument `key` a model would be built with (the given
+    one, else the constructor's default; None if it takes no such
+    argument or is not a registered model)."""
+    if model_name not in registry.model_names():
+        return None
+    arguments = registry.model_arguments(model_name, **(model_kwargs or {}))
+    if key in arguments:
+        return arguments[key]
+    parameter = inspect.signature(registry.MODELS[model_name]).parameters.get(
+        key)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+def side_extra(model_name, model_kwargs=None):
+    """The fold extra a model reads as its side input (None: none).
+
+    `TRANSFORMER_FUSION` with `use_side_features` and `side_features`
+    other than "audio_prosody" reads that extra array.
+    """
+    name = _argument(model_name, model_kwargs, "side_features")
+    if (name is None or name in input_pipeline.FEATURE_NAMES
+            or not _argument(model_name, model_kwargs, "use_side_features")):
+        return None
+    return name
+
+
+def _missing_side_extra(data_dir, name, extras):
+    return reference_arrays.DataError(
+        f"{data_dir}: the model's side input {name!r} (side_features) is "
+        f"not an extra array of this fold folder; its manifest.json "
+        f"'extras' are {sorted(extras)}. Expected per-utterance float "
+        f"arrays <split>_{name}.npy of shape [n, D] listed there (e.g. "
+        "written by reference_arrays.write_fold with Split.extras).")
+
+
+def _check_side_extra(data_dir, fold, name):
+    """Validates a side-input extra: float [n, D], one D in every split;
+    converts it to float32 in place."""
+    widths = set()
+    for split_name, split in fold.splits.items():
+        array = split.extras[name]
+        if array.ndim != 2 or array.dtype.kind != "f":
+            raise reference_arrays.DataError(
+                f"{os.path.join(data_dir, f'{split_name}_{name}.npy')}: the "
+                f"side input {name!r} must be a float array [n, D] (one "
+                f"vector per utterance); found {array.dtype} "
+                f"{list(array.shape)}.")
+        widths.add(array.shape[1])
+        split.extras[name] = np.asarray(array, np.float32)
+    if len(widths) > 1:
+        raise reference_arrays.DataError(
+            f"{data_dir}: the side input {name!r} has widths "
+            f"{sorted(widths)} across the splits; expected one width D.")
 
 
 def log_mel_bands(model_name, model_kwargs):
@@ -75,6 +139,8 @@ def log_mel_bands(model_name, model_kwargs):
 def needs_waveforms(model_name, model_kwargs=None):
     """Whether a model with these arguments needs the fold's waveforms."""
     return (model_name in WAVEFORM_MODELS
+            or _argument(model_name, model_kwargs,
+                         "audio_encoder") == "wav2vec2"
             or log_mel_bands(model_name, model_kwargs) is not None)
 
 
@@ -83,13 +149,15 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
 
     The embedding is read for text models; the waveform extras only when
     `needs_waveforms(model_name, model_kwargs)` (the wav2vec2 models, a
-    log-mel CNN_SPEC; other extras are never read for a named model).
-    `model_name=None` reads everything.
+    log-mel CNN_SPEC, a wav2vec2 TRANSFORMER_FUSION); a side-input extra
+    (`side_extra`) for a model that reads one; other extras are never read
+    for a named model. `model_name=None` reads everything.
 
     Raises:
-        reference_arrays.DataError: a bad fold folder, or one without the
+        reference_arrays.DataError: a bad fold folder, one without the
             waveform extras for a model that needs them (naming the folder
-            and how to produce them).
+            and how to produce them), or without the model's side-input
+            extra, or with one that is not float [n, D].
     """
     if model_name == ENSEMBLE_MODEL:
         # The members' needs are not known here: read everything.
@@ -104,14 +172,21 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
     wanted = {}
     if needs_waveforms(model_name, model_kwargs):
         if not all(name in extras for name in WAVEFORM_EXTRAS):
-            raise reference_arrays.DataError(_waveform_help(data_dir,
-                                                            model_name))
+            raise reference_arrays.DataError(_waveform_help(
+                data_dir, model_name, model_kwargs))
         wanted = {name: extras[name] for name in WAVEFORM_EXTRAS}
+    side = side_extra(model_name, model_kwargs)
+    if side is not None:
+        if side not in extras:
+            raise _missing_side_extra(data_dir, side, extras)
+        wanted[side] = extras[side]
     fold.splits = {
         split: reference_arrays.load_split(
             data_dir, split, len(fold.vocabulary), fold.num_classes, wanted)
         for split in reference_arrays.SPLITS}
-    if wanted:
+    if side is not None:
+        _check_side_extra(data_dir, fold, side)
+    if any(name in wanted for name in WAVEFORM_EXTRAS):
         for name, split in fold.splits.items():
             try:
                 input_pipeline.check_waveforms(split)
@@ -189,13 +264,30 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
             width then sets embedding_dim.
         embedding_dim: int. Width without GloVe (the original used 100).
         normalize_audio: bool. Standardise audio inputs with train-split
-            statistics (stored in the model config).
+            statistics (stored in the model config), and a side-input
+            extra (side_mean, side_std).
         **hparams: the remaining model arguments (units, keep probs...).
+
+    A model reading a side-input extra (`side_extra`) gets `side_dim` from
+    the fold's array (the fold must be loaded by `load_fold` for it).
     """
     kwargs = dict(hparams, num_classes=fold.num_classes)
+    side = side_extra(model_name, kwargs)
+    side_values = None
+    if side is not None:
+        train_extras = fold.splits["train"].extras
+        if side not in train_extras:
+            raise _missing_side_extra(fold.path, side, train_extras)
+        side_values = np.asarray(train_extras[side], np.float64)
+        if kwargs.get("side_dim") is None:
+            kwargs["side_dim"] = int(side_values.shape[1])
     if normalize_audio and model_name in NORMALIZED_AUDIO_MODELS:
         kwargs["audio_normalization"] = audio_statistics(
             fold.splits["train"])
+        if side_values is not None:
+            kwargs["audio_normalization"].update(
+                side_mean=side_values.mean(axis=0).tolist(),
+                side_std=side_values.std(axis=0).tolist())
         n_mels = log_mel_bands(model_name, kwargs)
         if n_mels is not None:
             kwargs["audio_normalization"].update(log_mel_statistics(
@@ -269,10 +361,16 @@ def waveform_max_samples(model):
 
 def dataset_options(model):
     """Keyword arguments of `train_dataset_fn` / `eval_dataset` for a model,
-    from its input names (raw waveforms only when it reads them)."""
+    from its input names (raw waveforms only when it reads them; every
+    other input that is not a pipeline feature, e.g. a side input `mocap`,
+    as a fold extra of that name)."""
     names = {tensor.name: tensor for tensor in model.inputs}
+    standard = (input_pipeline.FEATURE_NAMES + WAVEFORM_EXTRAS
+                + input_pipeline.LOG_MEL_FEATURES)
     options = dict(waveforms="waveform" in names,
-                   waveform_max_samples=waveform_max_samples(model))
+                   waveform_max_samples=waveform_max_samples(model),
+                   extras=tuple(name for name in names
+                                if name not in standard))
     if "audio_logmel" in names:
         options.update(log_mel=True,
                        n_mels=int(names["audio_logmel"].shape[-1]))
@@ -341,7 +439,7 @@ def finish_run(run_dir, model, result, dataset, name, result_file,
 
 def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
                      waveforms=None, waveform_max_samples=None,
-                     log_mel=False, n_mels=spectrogram.N_MELS):
+                     log_mel=False, n_mels=spectrogram.N_MELS, extras=()):
     """A `(input_context, start_step) → dataset` function for the Trainer.
 
     Args:
@@ -352,6 +450,8 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
         waveform_max_samples: int or None. See `waveform_max_samples()`.
         log_mel: bool. Add `audio_logmel` / `audio_logmel_length` (n_mels
             bands), computed from the waveform extras.
+        extras: sequence of str. Extra arrays of the split to add as
+            features under their own names (e.g. a side input `mocap`).
     """
     waveforms = _has_waveforms(split, waveforms)
 
@@ -363,23 +463,23 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
             num_shards=input_context.num_input_pipelines,
             shard_index=input_context.input_pipeline_id,
             waveforms=waveforms, waveform_max_samples=waveform_max_samples,
-            log_mel=log_mel, n_mels=n_mels)
+            log_mel=log_mel, n_mels=n_mels, extras=extras)
     return make
 
 
 def eval_dataset(split, batch_size, audio_max_frames, waveforms=None,
                  waveform_max_samples=None, log_mel=False,
-                 n_mels=spectrogram.N_MELS):
+                 n_mels=spectrogram.N_MELS, extras=()):
     """Ordered batches of a split, each example exactly once.
 
-    `waveforms`, `waveform_max_samples`, `log_mel` and `n_mels` as in
-    `train_dataset_fn`.
+    `waveforms`, `waveform_max_samples`, `log_mel`, `n_mels` and `extras`
+    as in `train_dataset_fn`.
     """
     return input_pipeline.make_dataset(
         split, batch_size, mode="eval", audio_max_frames=audio_max_frames,
         waveforms=_has_waveforms(split, waveforms),
         waveform_max_samples=waveform_max_samples, log_mel=log_mel,
-        n_mels=n_mels)
+        n_mels=n_mels, extras=extras)
 
 
 def load_trained_model(run_dir):

@@ -26,6 +26,11 @@ with the same functions the fold folders were built with:
   The spectrogram parameters are stored (`log_mel` in the metadata) and
   must equal what this code computes (`spectrogram.parameters()`).
 
+Any other input (a `TRANSFORMER_FUSION` side input read from a fold extra,
+e.g. motion-capture features `mocap`) cannot be computed from a wav: such a
+model exports and serves through its SavedModel's `serving_default` (which
+takes that input), but `Predictor` refuses it (`unservable_inputs`).
+
 `Predictor` serves a SavedModel written by `export_run` (nothing else
 needed), or a run folder (its `saved_model/` if that is such an export,
 otherwise the model is rebuilt from the run with the run's fold folder).
@@ -59,6 +64,9 @@ AUDIO_FEATURE_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody")
 WAVEFORM_INPUTS = input_pipeline.WAVEFORM_FEATURES
 LOG_MEL_INPUTS = input_pipeline.LOG_MEL_FEATURES
 TEXT_INPUTS = ("text_ids", "text_length")
+# Everything ServingAssets computes from a wav file and a transcript.
+SERVABLE_INPUTS = (AUDIO_FEATURE_INPUTS + WAVEFORM_INPUTS + LOG_MEL_INPUTS
+                   + TEXT_INPUTS)
 # Relative completeness gap above which an IG result is flagged.
 COMPLETENESS_TOLERANCE = 0.05
 COMPLETENESS_WARNING = (
@@ -269,6 +277,26 @@ class ServingAssets:
         return "text" in self.metadata
 
     @property
+    def unservable_inputs(self):
+        """The model's inputs that cannot be computed from a wav and a
+        transcript (e.g. a side input from a fold extra)."""
+        return tuple(name for name in self.input_names
+                     if name not in SERVABLE_INPUTS)
+
+    def check_servable(self, where):
+        """Raises InferenceError when the model needs an input that this
+        code cannot compute from a wav and a transcript."""
+        missing = self.unservable_inputs
+        if missing:
+            raise InferenceError(
+                f"{where}: {self.model_name} needs the side input"
+                f"{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}, which predict.py cannot compute from "
+                "a wav; call the SavedModel's serving_default with "
+                f"{'them' if len(missing) > 1 else 'it'} (inputs: "
+                f"{', '.join(self.input_names)}).")
+
+    @property
     def uses_audio(self):
         return any(key in self.metadata
                    for key in ("audio", "waveform", "log_mel"))
@@ -448,8 +476,10 @@ class ServingAssets:
         Raises:
             reference_arrays.DataError: unreadable/empty audio file.
             InferenceError: a text model without a transcript, or an empty
-                one.
+                one; a model with inputs not computable from a wav
+                (`unservable_inputs`).
         """
+        self.check_servable(wav_path)
         features, info = {}, {"notes": []}
         if self.uses_audio:
             waveform, audio_info = self.load_audio(wav_path)
@@ -554,7 +584,9 @@ class Predictor:
         Raises:
             FileNotFoundError: neither a SavedModel nor a run folder.
             InferenceError: a SavedModel without inference assets (an
-                older export: re-export it with export.py).
+                older export: re-export it with export.py), or a model
+                with an input not computable from a wav and a transcript
+                (e.g. a side input from a fold extra).
         """
         import tensorflow as tf
 
@@ -564,9 +596,10 @@ class Predictor:
                     f"{model_dir}: a SavedModel without inference assets "
                     "(vocabulary, feature parameters); re-export its run "
                     "with `python export.py --run_dir=<run>`.")
+            assets = ServingAssets.from_export(model_dir)
+            assets.check_servable(model_dir)
             loaded = tf.saved_model.load(model_dir)
             serve = loaded.signatures["serving_default"]
-            assets = ServingAssets.from_export(model_dir)
 
             def call(features):
                 return serve(**{name: tf.constant(value)
@@ -580,6 +613,7 @@ class Predictor:
 
             model, config = experiment.load_trained_model(model_dir)
             assets = ServingAssets.from_run(model_dir, model, config)
+            assets.check_servable(model_dir)
             serve = export_lib.serving_function(model, assets.label_names)
 
             def call(features):

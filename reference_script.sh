@@ -15,8 +15,9 @@
 #
 # --all adds the seed-system models (BLSTM_SA_TEXT, CNN_SPEC over log-mel
 # spectrograms when the fold stores waveforms, else over MFCC, MMMF,
-# TRANSFORMER_FUSION, and TRANSFORMER_FUSION_BERT with its text encoder
-# initialised from a BERT-style SavedModel), the wav2vec2 models (W2V2,
+# TRANSFORMER_FUSION, TRANSFORMER_FUSION_BERT with its text encoder
+# initialised from a BERT-style SavedModel, TRANSFORMER_FUSION_W2V2_BERT
+# with wav2vec2 audio as well), the wav2vec2 models (W2V2,
 # W2V2_TRE, W2V2_TREA; folds with waveforms only) and two ensembles of
 # CNN_SPEC + BLSTM_SA_TEXT (Sobczak's pair; weighted and feature level).
 # The pretrained encoders come from WAV2VEC2_HANDLE and BERT_HANDLE (a
@@ -57,7 +58,8 @@ fi
 
 if [ "$all" = 1 ]; then
   default_rows="ARE TRE MDRE MDREA BLSTM_SA_TEXT CNN_SPEC MMMF
-    TRANSFORMER_FUSION TRANSFORMER_FUSION_BERT W2V2 W2V2_TRE W2V2_TREA
+    TRANSFORMER_FUSION TRANSFORMER_FUSION_BERT TRANSFORMER_FUSION_W2V2_BERT
+    W2V2 W2V2_TRE W2V2_TREA
     ENSEMBLE_WEIGHTED ENSEMBLE_FEATURE"
 else
   default_rows="ARE TRE MDRE MDREA"
@@ -102,6 +104,18 @@ set_row_flags() {
         echo "skipped: set BERT_HANDLE to a BERT-style SavedModel"; return 1
       fi
       row_flags=("${transformer[@]}" --text_encoder_handle="$bert_handle") ;;
+    TRANSFORMER_FUSION_W2V2_BERT)
+      # Patamia et al.'s combination: wav2vec2 speech + BERT text + a side
+      # vector (the prosody functionals stand in for motion capture).
+      if [ "$has_waveforms" = 0 ] || [ -z "$w2v2_handle" ] ||
+         [ -z "$bert_handle" ]; then
+        echo "skipped: needs waveforms in the fold, WAV2VEC2_HANDLE and" \
+          "BERT_HANDLE"; return 1
+      fi
+      row_flags=(--model=TRANSFORMER_FUSION --audio_encoder=wav2vec2
+                 --hub_handle="$w2v2_handle" --encoder_lr=1e-4
+                 --text_encoder_handle="$bert_handle" --fusion=concat
+                 --use_side_features) ;;
     W2V2|W2V2_TRE|W2V2_TREA)
       if [ "$has_waveforms" = 0 ] || [ -z "$w2v2_handle" ]; then
         echo "skipped: needs waveforms in the fold (build_arrays" \

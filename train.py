@@ -224,15 +224,23 @@ def define_flags():
                          "TRANSFORMER_FUSION: feed-forward width.")
     flags.DEFINE_float("transformer_dropout", 0.1,
                        "TRANSFORMER_FUSION: dropout RATE in the transformer.")
-    flags.DEFINE_enum("audio_encoder", "gru", ["gru", "cnn"],
-                      "TRANSFORMER_FUSION: audio encoder (ARE's GRU or "
-                      "CNN_SPEC's CNN).")
+    flags.DEFINE_enum("audio_encoder", "gru", ["gru", "cnn", "wav2vec2"],
+                      "TRANSFORMER_FUSION: audio encoder (ARE's GRU, "
+                      "CNN_SPEC's CNN, or wav2vec2: then --hub_handle, "
+                      "--encoder_trainable, --freeze_feature_extractor, "
+                      "--pooling, --fixed_input_length and --encoder_lr "
+                      "apply as for the W2V2 models).")
     flags.DEFINE_boolean(
         "use_side_features", True,
         "TRANSFORMER_FUSION: a third, dense side modality (the prosody "
         "vector, standing in for motion-capture features).")
     flags.DEFINE_integer("side_units", 32,
                          "TRANSFORMER_FUSION: side-feature projection.")
+    flags.DEFINE_string(
+        "side_features", "audio_prosody",
+        "TRANSFORMER_FUSION: the side input, audio_prosody or the name of a "
+        "per-utterance float extra array [n, D] of the fold (listed in its "
+        "manifest.json 'extras', e.g. mocap); D is read from the fold.")
     flags.DEFINE_enum("fusion", "concat", ["concat", "pairwise"],
                       "TRANSFORMER_FUSION: modality fusion.")
     flags.DEFINE_float("fusion_keep_prob", 0.7,
@@ -299,9 +307,16 @@ def _seed_model_parts(model, hparams):
     else:
         text = [("W", hparams["transformer_units"]),
                 ("N", hparams["transformer_layers"])]
-    return text + [("A", hparams["audio_encoder"]),
-                   ("S", int(hparams["use_side_features"])),
-                   ("F", hparams["fusion"])]
+    audio = [("A", hparams["audio_encoder"])]
+    if hparams["audio_encoder"] == "wav2vec2":
+        # One lrE field serves both pretrained encoders.
+        has_lr = any(tag == "lrE" for tag, _ in text)
+        audio += [part for part in _wav2vec2_parts(hparams)
+                  if not (has_lr and part[0] == "lrE")]
+    side = hparams.get("side_features", "audio_prosody")
+    side = (int(hparams["use_side_features"]) if side == "audio_prosody"
+            or not hparams["use_side_features"] else side)
+    return text + audio + [("S", side), ("F", hparams["fusion"])]
 WAV2VEC2_MODELS = ("W2V2", "W2V2_TRE", "W2V2_TREA")
 
 
@@ -414,6 +429,7 @@ def train(
     audio_encoder="gru",
     use_side_features=True,
     side_units=32,
+    side_features="audio_prosody",
     fusion="concat",
     fusion_keep_prob=0.7,
     text_encoder_handle=None,
@@ -435,7 +451,10 @@ def train(
     from models import training
     from models import wav2vec2_models
 
-    is_wav2vec2 = model in WAV2VEC2_MODELS
+    # A wav2vec2 audio encoder: the W2V2 models, or TRANSFORMER_FUSION
+    # --audio_encoder=wav2vec2.
+    is_wav2vec2 = model in WAV2VEC2_MODELS or (
+        model == "TRANSFORMER_FUSION" and audio_encoder == "wav2vec2")
     if is_wav2vec2:
         if not hub_handle:
             raise ValueError(
@@ -502,6 +521,9 @@ def train(
                 text_encoder_pooling=text_encoder_pooling,
                 text_encoder_seq_length=text_encoder_seq_length,
             )
+        if side_features != "audio_prosody":
+            # Only then, as above: side_dim is filled in from the fold.
+            hparams.update(side_features=side_features)
     if is_wav2vec2:
         hparams.update(
             hub_handle=hub_handle,
@@ -581,19 +603,16 @@ def train(
 
     keras.utils.set_random_seed(seed)
     extra_trainer_args = {}
+    # The pretrained encoders (wav2vec2 and/or the BERT-style text
+    # encoder) get --encoder_lr, everything else --lr.
+    encoder_layers = []
     if is_wav2vec2:
-        # The encoder gets --encoder_lr, everything else --lr.
-        extra_trainer_args["optimizer_fn"] = (
-            optimizers.encoder_head_optimizer_fn(
-                encoder_lr, wav2vec2_models.ENCODER_LAYER_NAME
-            )
-        )
+        encoder_layers.append(wav2vec2_models.ENCODER_LAYER_NAME)
     if uses_text_encoder:
-        # The pretrained text encoder gets --encoder_lr, the rest --lr.
+        encoder_layers.append(bert_text_encoder.TEXT_ENCODER_LAYER_NAME)
+    if encoder_layers:
         extra_trainer_args["optimizer_fn"] = (
-            optimizers.encoder_head_optimizer_fn(
-                encoder_lr, bert_text_encoder.TEXT_ENCODER_LAYER_NAME
-            )
+            optimizers.encoder_head_optimizer_fn(encoder_lr, encoder_layers)
         )
     trainer = training.Trainer(
         lambda: experiment.build_model(model, kwargs, fold, use_glove),
@@ -642,7 +661,10 @@ def main(argv):
             "the demo one with `python -m "
             "preprocessing.demo_corpus --output_dir=...`)."
         )
-    if flags.FLAGS.model in WAV2VEC2_MODELS and not flags.FLAGS.hub_handle:
+    uses_wav2vec2 = flags.FLAGS.model in WAV2VEC2_MODELS or (
+        flags.FLAGS.model == "TRANSFORMER_FUSION"
+        and flags.FLAGS.audio_encoder == "wav2vec2")
+    if uses_wav2vec2 and not flags.FLAGS.hub_handle:
         raise app.UsageError(
             f"--model={flags.FLAGS.model} needs --hub_handle (a TF-Hub URL "
             "such as https://tfhub.dev/vasudevgupta7/wav2vec2/1, or a "

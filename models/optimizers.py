@@ -93,16 +93,20 @@ class EncoderHeadOptimizer(tf.Module):
 def encoder_head_optimizer_fn(encoder_learning_rate, encoder_layer_name):
     """An `optimizer_fn(config, model)` for `training.Trainer`.
 
-    The layer `encoder_layer_name` of the model gets Adam with
-    `encoder_learning_rate`; everything else Adam with
+    The layer `encoder_layer_name` of the model (or every layer named in
+    it, when it is a sequence) gets Adam with `encoder_learning_rate`
+    (one Adam for all of them); everything else Adam with
     `config.learning_rate`.
 
     Args:
         encoder_learning_rate: float. 0 keeps the encoder's weights fixed
             (Adam's step is then exactly 0) while its forward pass still runs
             in training mode.
-        encoder_layer_name: str. Name of the encoder layer in the model
-            (`wav2vec2_models.ENCODER_LAYER_NAME` for the W2V2 models).
+        encoder_layer_name: str, or a sequence of str. Name(s) of the
+            encoder layer(s) in the model (`wav2vec2_models.
+            ENCODER_LAYER_NAME` for the W2V2 models; with it
+            `bert_text_encoder.TEXT_ENCODER_LAYER_NAME` for a
+            TRANSFORMER_FUSION with both pretrained encoders).
 
     Returns:
         callable (training.TrainConfig, keras.Model) → EncoderHeadOptimizer.
@@ -111,16 +115,25 @@ def encoder_head_optimizer_fn(encoder_learning_rate, encoder_layer_name):
         raise ValueError("encoder_learning_rate must be a float >= 0; found "
                          f"{encoder_learning_rate!r}.")
 
+    names = ((encoder_layer_name,) if isinstance(encoder_layer_name, str)
+             else tuple(encoder_layer_name))
+    if not names:
+        raise ValueError("encoder_layer_name: expected a layer name or a "
+                         "non-empty sequence of them; found none.")
+
     def optimizer_fn(config, model):
-        try:
-            encoder = model.get_layer(encoder_layer_name)
-        except ValueError as error:
-            raise ValueError(
-                f"Model {model.name!r} has no layer {encoder_layer_name!r} "
-                "to give the encoder learning rate to; its layers are "
-                f"{[layer.name for layer in model.layers]}.") from error
+        variables = []
+        for name in names:
+            try:
+                encoder = model.get_layer(name)
+            except ValueError as error:
+                raise ValueError(
+                    f"Model {model.name!r} has no layer {name!r} to give "
+                    "the encoder learning rate to; its layers are "
+                    f"{[layer.name for layer in model.layers]}.") from error
+            variables.extend(encoder.trainable_variables)
         return EncoderHeadOptimizer(
-            encoder.trainable_variables,
+            variables,
             _adam(encoder_learning_rate, config, "encoder_adam"),
             _adam(config.learning_rate, config, "head_adam"))
 

@@ -13,7 +13,8 @@ that is exactly its constructor arguments.
 | `CNN_SPEC`          | audio_mfcc, audio_length (+ prosody),   | Sobczak    |
 |                     | or audio_logmel, audio_logmel_length    |            |
 | `MMMF`              | audio_mfcc, audio_length, text_*        | MMMF       |
-| `TRANSFORMER_FUSION`| audio_*, text_* (prosody = side input)  | Patamia    |
+| `TRANSFORMER_FUSION`| audio_* or waveform*, text_* (+ side:   | Patamia    |
+|                     | prosody or a fold extra, e.g. mocap)    |            |
 
 Differences from the seeds, stated once:
 
@@ -30,10 +31,11 @@ Differences from the seeds, stated once:
   `text_encoder_handle` it fine-tunes (or freezes) a BERT-style TF-Hub
   handle / SavedModel directory instead (`models/bert_text_encoder.py`:
   our word ids are mapped to the handle's WordPiece ids inside the model,
-  so the model and its export still take `text_ids`). Its audio encoder is ARE's GRU or
-  CNN_SPEC's CNN (the seed used wav2vec2; see `W2V2_TRE` for that) and
-  its optional dense side input is the prosody vector, standing in for the
-  seed's motion-capture features.
+  so the model and its export still take `text_ids`). Its audio encoder is ARE's GRU,
+  CNN_SPEC's CNN or, as the seed, a wav2vec2 handle
+  (`audio_encoder="wav2vec2"`); its optional dense side input is the
+  prosody vector by default, or any per-utterance float extra of the fold
+  (`side_features`, e.g. the seed's motion-capture features).
 
 Padding: every model is exact under padding. Frames at or beyond
 `audio_length` and tokens at or beyond `text_length` never reach the output:
@@ -54,12 +56,19 @@ from models import bert_text_encoder
 from models import config_model
 from models import layers
 from models import pooling as pooling_lib
+from models import wav2vec2_models
 from models import yoon
 
 MMMF_POOLINGS = ("last", "mean", "attention")
 CNN_AUDIO_INPUTS = ("mfcc", "logmel")
 FUSIONS = ("concat", "pairwise")
-AUDIO_ENCODERS = ("gru", "cnn")
+AUDIO_ENCODERS = ("gru", "cnn", "wav2vec2")
+PROSODY_INPUT = "audio_prosody"
+# Inputs the pipeline delivers under fixed names: a side input named after
+# a fold extra must not clash with them.
+STANDARD_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody", "text_ids",
+                   "text_length", "waveform", "waveform_length",
+                   "audio_logmel", "audio_logmel_length")
 
 
 _seed = config_model.offset_seed
@@ -679,6 +688,39 @@ def _pretrained_text(inputs, config):
         max_length=config["text_encoder_seq_length"])
 
 
+def _side_input(side_features, side_dim, prosody_dim):
+    """The dense side input: the prosody vector, or a fold extra [B, D]."""
+    if side_features == PROSODY_INPUT:
+        return keras.Input((prosody_dim,), dtype="float32",
+                           name=PROSODY_INPUT)
+    if not isinstance(side_features, str) or not side_features or (
+            side_features in STANDARD_INPUTS):
+        raise ValueError(
+            f"TRANSFORMER_FUSION: side_features={side_features!r}; expected "
+            f"{PROSODY_INPUT!r} or the name of a per-utterance float extra "
+            "array of the fold (e.g. 'mocap'), not one of the pipeline's "
+            f"own features {STANDARD_INPUTS}.")
+    if side_dim is None or int(side_dim) < 1:
+        raise ValueError(
+            f"TRANSFORMER_FUSION: side_features={side_features!r} needs "
+            f"side_dim, the width D of the fold's [n, D] array "
+            f"(experiment.model_kwargs reads it from the fold); found "
+            f"{side_dim!r}.")
+    return keras.Input((int(side_dim),), dtype="float32", name=side_features)
+
+
+def _standardized_side(side, side_features, normalization):
+    """The side vector, standardised with the train-split statistics when
+    `normalization` has them (prosody_* for the prosody vector, side_* for
+    a fold extra)."""
+    prefix = "prosody" if side_features == PROSODY_INPUT else "side"
+    if normalization and f"{prefix}_mean" in normalization:
+        return layers.Standardize(normalization[f"{prefix}_mean"],
+                                  normalization[f"{prefix}_std"],
+                                  name=f"{prefix}_standardize")(side)
+    return side
+
+
 @keras.saving.register_keras_serializable(package="mse")
 class TRANSFORMER_FUSION(_SeedModel):
     """A small transformer text encoder fused with an audio encoder and an
@@ -696,9 +738,23 @@ class TRANSFORMER_FUSION(_SeedModel):
     positions masked) → its pooled_output or masked mean: t [B, H]. The
     word embedding and transformer arguments are then unused.
     audio (`audio_encoder`): "gru" = ARE's TF1GRU final state [B, H_A] over
-    the (standardised) MFCC; "cnn" = CNN_SPEC's encoder.
-    side (`use_side_features`): the prosody vector (standing in for the
-    seed's motion-capture features) → Dense(S, ReLU).
+    the (standardised) MFCC; "cnn" = CNN_SPEC's encoder; "wav2vec2" = the
+    pooled frames of a wav2vec2 handle (`wav2vec2_models._audio_vector`,
+    layer `wav2vec2`, as the seed): a [B, D_W], read from `waveform` /
+    `waveform_length` instead of the MFCC inputs.
+    side (`use_side_features`): the model input named `side_features` →
+    Dense(S, ReLU): "audio_prosody" (the 35 prosody functionals, default)
+    or any per-utterance float extra array of the fold, e.g. the seed's
+    motion-capture features `mocap` [n, D] (input [B, D], D = `side_dim`).
+    Standardised when `audio_normalization` has prosody_mean/prosody_std
+    (prosody) or side_mean/side_std (an extra).
+
+    Inputs: text_ids [B, 128], text_length [B]; audio_mfcc [B, T, 39] and
+    audio_length [B] ("gru", "cnn") or waveform [B, S] and waveform_length
+    [B] ("wav2vec2"); with side features, the side input [B, D]. Padding:
+    frames/samples past the audio length and words past the text length
+    never reach the output (with "wav2vec2" as exact as the handle is, see
+    `Wav2Vec2Encoder`); the side input has no padding.
 
     Fusion: "concat" = [t; a; s]; "pairwise" = each modality projected to
     `fusion_units` (U, tanh) p_m, then [p_1; ..; p_M; p_i ⊙ p_j for i < j]
@@ -709,10 +765,19 @@ class TRANSFORMER_FUSION(_SeedModel):
         vocab_size, embedding_dim, embedding_trainable: text embedding.
         transformer_units (W), transformer_heads, transformer_layers (N),
         transformer_ff_units (F), transformer_dropout (a RATE).
-        audio_encoder: "gru" or "cnn".
+        audio_encoder: "gru", "cnn" or "wav2vec2".
         audio_units, audio_layers, audio_keep_prob: the GRU encoder.
         cnn_filters, cnn_kernel_size: the CNN encoder.
+        hub_handle, encoder_trainable, freeze_feature_extractor, pooling
+            ("mean" or "attention"), fixed_input_length: the wav2vec2
+            encoder, as `wav2vec2_models.W2V2` (its learning rate: train.py
+            --encoder_lr).
         use_side_features: bool. side_units: S.
+        side_features: str. The side input's name: "audio_prosody" or the
+            name of a float extra array [n, D] in the fold's manifest.json
+            "extras" (loaded and fed by experiment.py).
+        side_dim: int or None. D of such an extra (experiment.model_kwargs
+            reads it from the fold); unused for the prosody vector.
         fusion: "concat" or "pairwise". fusion_units: U.
         hidden_units: D. fusion_keep_prob: keep probability before logits.
         mfcc_dim, prosody_dim, text_length, num_classes,
@@ -734,7 +799,8 @@ class TRANSFORMER_FUSION(_SeedModel):
 
     Trainable parameters (gru, concat): V·E + (E+1)W + 128W
     + N·(4W² + 4W + 2WF + F + W + 4W) + 3H_A(39+H_A+1)
-    [+ (35+1)S] + (W + H_A [+ S] + 1)·D + (D+1)·C.
+    [+ (35+1)S, or (D+1)S for an extra of width D]
+    + (W + H_A [+ S] + 1)·D_h + (D_h+1)·C  (D_h = hidden_units).
     """
 
     def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
@@ -749,7 +815,10 @@ class TRANSFORMER_FUSION(_SeedModel):
                  num_classes=4, audio_normalization=None, seed=None,
                  text_encoder_handle=None, text_encoder_trainable=True,
                  text_encoder_pooling="pooled", text_encoder_pieces=None,
-                 text_encoder_seq_length=128,
+                 text_encoder_seq_length=128, side_features=PROSODY_INPUT,
+                 side_dim=None, hub_handle=None, encoder_trainable=True,
+                 freeze_feature_extractor=True, pooling="mean",
+                 fixed_input_length=None,
                  name="TRANSFORMER_FUSION", **kwargs):
         cnn_filters = tuple(int(f) for f in cnn_filters)
         config = config_model.constructor_arguments(locals())
@@ -757,30 +826,47 @@ class TRANSFORMER_FUSION(_SeedModel):
         _check_choice("audio_encoder", audio_encoder, AUDIO_ENCODERS)
         _check_choice("fusion", fusion, FUSIONS)
         _check_keep("fusion_keep_prob", fusion_keep_prob)
-        inputs = {**yoon._audio_inputs(mfcc_dim, prosody_dim),
-                  **yoon._text_inputs(text_length)}
-        if not use_side_features:
-            del inputs["audio_prosody"]
-        mfcc, prosody = _standardized(inputs, audio_normalization,
-                                      use_side_features)
+        if audio_encoder == "wav2vec2":
+            if not hub_handle:
+                raise ValueError(
+                    "TRANSFORMER_FUSION: audio_encoder='wav2vec2' needs "
+                    "hub_handle, a TF-Hub URL or local wav2vec2 SavedModel "
+                    "directory (an offline stand-in: "
+                    "tools/make_wav2vec2_standin.py).")
+            inputs = dict(wav2vec2_models._waveform_inputs())
+        else:
+            inputs = yoon._audio_inputs(mfcc_dim, prosody_dim)
+            del inputs[PROSODY_INPUT]
+        if use_side_features:
+            inputs[side_features] = _side_input(side_features, side_dim,
+                                                prosody_dim)
+        inputs.update(yoon._text_inputs(text_length))
         if text_encoder_handle is None:
             vectors = [_transformer_text(inputs, config)]
         else:
             vectors = [_pretrained_text(inputs, config)]
-        if audio_encoder == "gru":
-            _, audio = yoon._gru_stack(mfcc, inputs["audio_length"],
-                                       audio_units, audio_layers,
-                                       audio_keep_prob, _seed(seed, 200),
-                                       "audio")
+        if audio_encoder == "wav2vec2":
+            audio = wav2vec2_models._audio_vector(
+                inputs, hub_handle, encoder_trainable,
+                freeze_feature_extractor, fixed_input_length, pooling, seed)
         else:
-            audio = _cnn_encoder(mfcc, inputs["audio_length"], cnn_filters,
-                                 cnn_kernel_size, seed)
+            mfcc, _ = _standardized(inputs, audio_normalization, False)
+            if audio_encoder == "gru":
+                _, audio = yoon._gru_stack(mfcc, inputs["audio_length"],
+                                           audio_units, audio_layers,
+                                           audio_keep_prob, _seed(seed, 200),
+                                           "audio")
+            else:
+                audio = _cnn_encoder(mfcc, inputs["audio_length"],
+                                     cnn_filters, cnn_kernel_size, seed)
         vectors.append(audio)
         if use_side_features:
+            side = _standardized_side(inputs[side_features], side_features,
+                                      audio_normalization)
             vectors.append(keras.layers.Dense(
                 side_units, activation="relu",
                 kernel_initializer=_glorot(_seed(seed, 8)),
-                name="side_projection")(prosody))
+                name="side_projection")(side))
         names = ("text", "audio", "side")
         if fusion == "concat":
             fused = keras.layers.Concatenate(name="fused")(vectors)

@@ -172,6 +172,7 @@ def test_reference_script_all_on_a_demo_fold(demo_fold, tmp_path):
         WAV2VEC2_HANDLE=w2v2, BERT_HANDLE=bert)
     assert list(_table_rows(stdout)) == [
         "ARE", "TRE", "MDRE", "MDREA", "BLSTM_SA_TEXT", "CNN_SPEC", "MMMF",
-        "TRANSFORMER_FUSION", "TRANSFORMER_FUSION_BERT", "W2V2", "W2V2_TRE",
+        "TRANSFORMER_FUSION", "TRANSFORMER_FUSION_BERT",
+        "TRANSFORMER_FUSION_W2V2_BERT", "W2V2", "W2V2_TRE",
         "W2V2_TREA", "ENSEMBLE_WEIGHTED", "ENSEMBLE_FEATURE"]
     assert "| log-mel |" in _table_rows(stdout)["CNN_SPEC"]
