@@ -17,9 +17,8 @@ fold extra (`side_features="mocap"`) gets that float [n, D] array loaded
 """
 
 import hashlib
-import os
-
 import inspect
+import os
 
 import numpy as np
 
