@@ -363,15 +363,9 @@ class BertTextEncoder(keras.layers.Layer):
         if endpoint.is_signature:
             outputs = endpoint.function(**inputs)
         else:
-            call_kwargs = {}
-            if endpoint.training_values:
-                # A frozen encoder always runs in inference mode (no
-                # dropout); a SavedModel traced for one mode gets that mode.
-                wanted = bool(training) and self.trainable
-                call_kwargs["training"] = (
-                    wanted if wanted in endpoint.training_values
-                    else next(iter(endpoint.training_values)))
-            outputs = endpoint.function(inputs, **call_kwargs)
+            outputs = endpoint.function(
+                inputs, **saved_model_loader.training_argument(
+                    endpoint.training_values, training, self.trainable))
         if self.pooling == "pooled":
             return tf.cast(outputs["pooled_output"], tf.float32)
         sequence = tf.cast(outputs["sequence_output"], tf.float32)

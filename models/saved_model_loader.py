@@ -270,3 +270,25 @@ def track_saved_model_variables(layer, saved_model, function,
                 # names.
                 name=re.sub(r"[/:]", "_", variable.name)))
     return names, frozen_names
+
+
+def training_argument(training_values, training, trainable):
+    """The `training=` keyword for a call of a restored function, as
+    hub.KerasLayer chooses it: a frozen encoder always runs in inference
+    mode (no dropout), and a function traced for one mode only gets that
+    mode.
+
+    Args:
+        training_values: set of bool. The `training` values the function
+            was traced for (empty: it takes no `training`).
+        training: bool or None. The Keras call's training flag.
+        trainable: bool. Whether the encoder is being fine-tuned.
+
+    Returns:
+        dict: {} or {"training": bool}.
+    """
+    if not training_values:
+        return {}
+    wanted = bool(training) and trainable
+    return {"training": wanted if wanted in training_values
+            else next(iter(training_values))}

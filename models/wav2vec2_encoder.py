@@ -478,17 +478,10 @@ class Wav2Vec2Encoder(keras.layers.Layer):
                 inputs[ATTENTION_MASK_NAME] = mask
             features = endpoint.function(**inputs)
         else:
-            call_kwargs = {}
+            call_kwargs = saved_model_loader.training_argument(
+                endpoint.training_values, training, self.trainable)
             if mask is not None:
                 call_kwargs[ATTENTION_MASK_NAME] = mask
-            if endpoint.training_values:
-                # As in hub.KerasLayer: a frozen encoder always runs in
-                # inference mode (no dropout). A SavedModel traced for one
-                # mode only gets that mode.
-                wanted = bool(training) and self.trainable
-                call_kwargs["training"] = (
-                        wanted if wanted in endpoint.training_values
-                        else next(iter(endpoint.training_values)))
             features = endpoint.function(waveform, **call_kwargs)
         if endpoint.output_key is not None:
             features = features[endpoint.output_key]
