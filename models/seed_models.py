@@ -31,8 +31,8 @@ Differences from the seeds, stated once:
   `text_encoder_handle` it fine-tunes (or freezes) a BERT-style TF-Hub
   handle / SavedModel directory instead (`models/bert_text_encoder.py`:
   our word ids are mapped to the handle's WordPiece ids inside the model,
-  so the model and its export still take `text_ids`). Its audio encoder is ARE's GRU,
-  CNN_SPEC's CNN or, as the seed, a wav2vec2 handle
+  so the model and its export still take `text_ids`). Its audio encoder
+  is ARE's GRU, CNN_SPEC's CNN or, as the seed, a wav2vec2 handle
   (`audio_encoder="wav2vec2"`); its optional dense side input is the
   prosody vector by default, or any per-utterance float extra of the fold
   (`side_features`, e.g. the seed's motion-capture features).
@@ -317,6 +317,19 @@ class KeyPaddingMask(keras.layers.Layer):
 class _SeedModel(config_model.ConfigModel):
     """A seed-system model: its output layer is a Dense map (`logits`)."""
 
+    def _build_with_hidden(self, inputs, features, keep_prob, config, name,
+                           kwargs):
+        """Adds the hidden ReLU layer (`hidden`, `hidden_units` wide) and
+        its dropout (keep `keep_prob`) before `_build`."""
+        seed = config["seed"]
+        hidden = keras.layers.Dense(
+            config["hidden_units"], activation="relu",
+            kernel_initializer=_glorot(_seed(seed, 4)), name="hidden")(
+                features)
+        hidden = keras.layers.Dropout(1.0 - keep_prob, seed=_seed(seed, 5),
+                                      name="hidden_dropout")(hidden)
+        self._build(inputs, hidden, config, name, kwargs)
+
     def _build(self, inputs, features, config, name, kwargs):
         """Adds the Dense output layer (`logits`) and builds the graph."""
         logits = keras.layers.Dense(
@@ -451,13 +464,8 @@ class BLSTM_SA_TEXT(_SeedModel):
         pooled = pooling_lib.AttentionPooling(
             attention_units, name="text_self_attention")(
                 outputs, inputs["text_length"])
-        hidden = keras.layers.Dense(
-            hidden_units, activation="relu",
-            kernel_initializer=_glorot(_seed(seed, 4)), name="hidden")(pooled)
-        hidden = keras.layers.Dropout(1.0 - text_keep_prob,
-                                      seed=_seed(seed, 5),
-                                      name="hidden_dropout")(hidden)
-        self._build(inputs, hidden, config, name, kwargs)
+        self._build_with_hidden(inputs, pooled, text_keep_prob, config, name,
+                                kwargs)
 
 
 @keras.saving.register_keras_serializable(package="mse")
@@ -532,14 +540,8 @@ class CNN_SPEC(_SeedModel):
         if use_prosody:
             features = keras.layers.Concatenate(name="audio_vector")(
                 [features, prosody])
-        hidden = keras.layers.Dense(
-            hidden_units, activation="relu",
-            kernel_initializer=_glorot(_seed(seed, 4)), name="hidden")(
-                features)
-        hidden = keras.layers.Dropout(1.0 - audio_keep_prob,
-                                      seed=_seed(seed, 5),
-                                      name="hidden_dropout")(hidden)
-        self._build(inputs, hidden, config, name, kwargs)
+        self._build_with_hidden(inputs, features, audio_keep_prob, config,
+                                name, kwargs)
 
 
 def _pool(outputs, last, lengths, pooling, attention_units, prefix):
@@ -884,13 +886,8 @@ class TRANSFORMER_FUSION(_SeedModel):
                 for j in range(i + 1, len(projected))]
             fused = keras.layers.Concatenate(name="fused")(
                 projected + products)
-        hidden = keras.layers.Dense(
-            hidden_units, activation="relu",
-            kernel_initializer=_glorot(_seed(seed, 4)), name="hidden")(fused)
-        hidden = keras.layers.Dropout(1.0 - fusion_keep_prob,
-                                      seed=_seed(seed, 5),
-                                      name="hidden_dropout")(hidden)
-        self._build(inputs, hidden, config, name, kwargs)
+        self._build_with_hidden(inputs, fused, fusion_keep_prob, config, name,
+                                kwargs)
 
 
 MODELS = {
