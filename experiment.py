@@ -196,9 +196,11 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
 
 
 def manifest_digest(data_dir):
-    """sha256 of the fold's manifest.json and dic.pkl (identifies the data)."""
+    """sha256 of the fold's manifest.json and dic.pkl (and dic.json, if
+    any; identifies the data)."""
     digest = hashlib.sha256()
-    for name in (reference_arrays.MANIFEST_NAME, reference_arrays.VOCAB_NAME):
+    for name in (reference_arrays.MANIFEST_NAME, reference_arrays.VOCAB_NAME,
+                 reference_arrays.VOCAB_JSON_NAME):
         path = os.path.join(data_dir, name)
         if os.path.exists(path):
             with open(path, "rb") as f:

@@ -60,7 +60,8 @@ ORIGINAL_IEMOCAP_SIZE = 5531
 # Options added after the first release are hashed only when they differ
 # from these defaults, so builds made before them stay up to date.
 _LATER_OPTION_DEFAULTS = {"store_waveforms": False,
-                          "waveform_max_seconds": None}
+                          "waveform_max_seconds": None,
+                          "vocabulary_json": False}
 # int16 PCM full scale: a 16-bit file read as float (x / 32768) is stored
 # back exactly.
 PCM16_SCALE = 32768
@@ -101,6 +102,8 @@ class BuildConfig:
             lengths as the extras `waveform` / `waveform_length`.
         waveform_max_seconds: float or None. Crop stored waveforms to this
             many seconds (None: whole utterances).
+        vocabulary_json: bool. Also write each fold's vocabulary as
+            `dic.json` (JSON cannot run code when read; a pickle can).
     """
 
     corpus: str
@@ -130,6 +133,7 @@ class BuildConfig:
     progress: bool = True
     store_waveforms: bool = False
     waveform_max_seconds: float = None
+    vocabulary_json: bool = False
 
     def validate(self):
         """Raises ValueError for inconsistent settings."""
@@ -485,7 +489,8 @@ def build(config, log=None):
         }
         fold_dir = os.path.join(config.output_dir, name)
         reference_arrays.write_fold(fold_dir, fold_splits, vocabulary,
-                                    embedding, fold_manifest, overwrite=True)
+                                    embedding, fold_manifest, overwrite=True,
+                                    vocabulary_json=config.vocabulary_json)
         _atomic_write_text(
             os.path.join(fold_dir, name + ".txt"),
             "".join(" ".join(str(i) for i in rows[s]) + "\n"
@@ -581,7 +586,11 @@ def _define_flags():
                       "train = per fold from its train split (sorted); all "
                       "= over all data, as the original.")
     flags.DEFINE_string("vocabulary_file", None,
-                        "Reuse this dic.pkl (e.g. the released one).")
+                        "Reuse this dic.pkl (e.g. the released one) or "
+                        "a .json vocabulary.")
+    flags.DEFINE_bool("vocabulary_json", False, "Also write each fold's "
+                      "vocabulary as dic.json (JSON, which reading never "
+                      "executes).")
     flags.DEFINE_integer("min_count", 1, "Rarer tokens map to _UNK_.")
     flags.DEFINE_string("label_map", None, "raw:id,... e.g. "
                         "'ang:0,hap:1,exc:1,sad:2,neu:3' (-1 drops).")
@@ -635,7 +644,8 @@ def config_from_flags(flag_values):
         num_workers=flag_values.num_workers, force=flag_values.force,
         progress=flag_values.progress,
         store_waveforms=flag_values.store_waveforms,
-        waveform_max_seconds=flag_values.waveform_max_seconds)
+        waveform_max_seconds=flag_values.waveform_max_seconds,
+        vocabulary_json=flag_values.vocabulary_json)
 
 
 def main(argv):
