@@ -148,4 +148,7 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
     flags.mark_flags_as_required(["run_dir"])
-    app.run(main)
+    from models import run_files
+    from preprocessing import cli
+
+    cli.run(main, "evaluate.py", (run_files.RunError,))

@@ -55,6 +55,7 @@ import keras
 import tensorflow as tf
 
 from models import metrics
+from models import run_files
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
@@ -112,6 +113,16 @@ class TrainResult:
     final_dev: dict
     final_test: dict
     train_seconds: float
+
+
+def check_batch_size(batch_size, strategy):
+    """Raises RunError unless the global batch splits evenly over the
+    strategy's replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise run_files.RunError(
+            f"--batch_size={batch_size} (the global batch) must be a "
+            f"multiple of the {replicas} replicas in sync.")
 
 
 def validation_frequency(num_train, batch_size, ratio=0.3):
@@ -268,10 +279,7 @@ class Trainer:
         self.log = log
         self.is_chief = _is_chief(strategy)
         self.num_replicas = strategy.num_replicas_in_sync
-        if config.batch_size % self.num_replicas:
-            raise ValueError(
-                f"batch_size {config.batch_size} (the global batch) must be "
-                f"a multiple of the {self.num_replicas} replicas in sync.")
+        check_batch_size(config.batch_size, strategy)
         self.mixed_precision = config.mixed_precision and bool(
             tf.config.list_logical_devices("GPU"))
         if self.mixed_precision and optimizer_fn is not None:

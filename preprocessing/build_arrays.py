@@ -653,9 +653,9 @@ def main(argv):
     from absl import app, flags
     try:
         summary = build(config_from_flags(flags.FLAGS))
-    except reference_arrays.DataError as error:
-        sys.exit(f"build_arrays: {error}")
-    except ValueError as error:  # Inconsistent flags.
+    except reference_arrays.DataError:
+        raise
+    except ValueError as error:  # Inconsistent flags or split parameters.
         raise app.UsageError(str(error)) from error
     if not summary["skipped"]:
         print(json.dumps({name: fold["sizes"]
@@ -663,6 +663,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from preprocessing import cli
     _define_flags()
-    app.run(main)
+    cli.run(main, "build_arrays")
