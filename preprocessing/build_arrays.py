@@ -340,6 +340,10 @@ def build(config, log=None):
         raise reference_arrays.DataError(
             f"{corpus.source}: no usable examples ({len(corpus.problems)} "
             f"bad rows, dropped labels {corpus.dropped}).")
+    # The split parameters are checked on the corpus as read, before the
+    # (long) feature extraction; they are checked again on the examples
+    # whose audio turns out readable.
+    _make_folds(config, corpus.examples, corpus.source)
     digest = build_hash(config, corpus)
     summary_path = os.path.join(config.output_dir,
                                 reference_arrays.MANIFEST_NAME)
@@ -385,11 +389,7 @@ def build(config, log=None):
         log(f"[build_arrays] note: the original's random folds were drawn "
             f"over {ORIGINAL_IEMOCAP_SIZE} utterances; with "
             f"{len(examples)} the same algorithm gives different folds.")
-    folds, policy = splits_lib.make_splits(
-        config.split, len(examples),
-        speakers=[e.speaker for e in examples],
-        sessions=[e.session for e in examples], seed=config.split_seed,
-        **_split_options(config))
+    folds, policy = _make_folds(config, examples, corpus.source)
 
     fixed_vocabulary = None
     if config.vocabulary_file:
@@ -441,13 +441,6 @@ def build(config, log=None):
     }
     os.makedirs(config.output_dir, exist_ok=True)
     for name, rows in folds:
-        for split_name in reference_arrays.SPLITS:
-            if len(rows[split_name]) == 0:
-                raise reference_arrays.DataError(
-                    f"{config.output_dir}/{name}: the {split_name} split is "
-                    f"empty ({len(examples)} examples, split "
-                    f"{config.split}); use a larger corpus or another "
-                    "--split.")
         vocabulary = _vocabulary_for(config, tokens, rows["train"],
                                      fixed_vocabulary)
         text_ids = text_features.encode(tokens, vocabulary,
@@ -508,6 +501,33 @@ def build(config, log=None):
                        json.dumps(summary, indent=2, sort_keys=True))
     summary["skipped"] = False
     return summary
+
+
+def _make_folds(config, examples, source):
+    """`splits.make_splits` for the configured policy; (folds, policy).
+
+    Raises:
+        DataError: split parameters the corpus (`source`) cannot meet (e.g.
+            fewer speakers than --num_folds), or a fold with an empty split.
+    """
+    try:
+        folds, policy = splits_lib.make_splits(
+            config.split, len(examples),
+            speakers=[e.speaker for e in examples],
+            sessions=[e.session for e in examples], seed=config.split_seed,
+            **_split_options(config))
+    except ValueError as error:
+        raise reference_arrays.DataError(
+            f"{source}: --split={config.split}: {error}") from None
+    for name, rows in folds:
+        for split_name in reference_arrays.SPLITS:
+            if len(rows[split_name]) == 0:
+                raise reference_arrays.DataError(
+                    f"{config.output_dir}/{name}: the {split_name} split is "
+                    f"empty ({len(examples)} examples, split "
+                    f"{config.split}); use a larger corpus or another "
+                    "--split.")
+    return folds, policy
 
 
 def _feature_info(config):
