@@ -330,6 +330,11 @@ def build(config, log=None):
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     config.validate()
+    # Inputs that can be refused are read before the corpus and its audio.
+    fixed_vocabulary = None
+    if config.vocabulary_file:
+        fixed_vocabulary = reference_arrays.load_vocabulary(
+            config.vocabulary_file)
     corpus = read_corpus(config)
     for problem in corpus.problems[:20]:
         log(f"[build_arrays] skipped: {problem}")
@@ -391,10 +396,6 @@ def build(config, log=None):
             f"{len(examples)} the same algorithm gives different folds.")
     folds, policy = _make_folds(config, examples, corpus.source)
 
-    fixed_vocabulary = None
-    if config.vocabulary_file:
-        fixed_vocabulary = reference_arrays.load_vocabulary(
-            config.vocabulary_file)
     vectors, glove_dim, glove_lines = {}, config.embedding_dim, None
     if config.glove:
         words = {t for ts in tokens for t in ts}
