@@ -389,3 +389,79 @@ def test_bugs_keep_their_traceback():
 
     with pytest.raises(KeyError):
         cli.guard(main, "train.py", (run_files.RunError,))(["train.py"])
+
+
+# Property: any corruption of a valid fold folder either trains or is
+# refused with a DataError, and a refused run leaves no result line.
+def _corrupt(fold, kind, rng, marker):
+    """Applies one corruption of `kind` to the fold folder; describes it."""
+    arrays = sorted(name for name in os.listdir(fold)
+                    if name.endswith(".npy"))
+    name = arrays[rng.integers(len(arrays))]
+    path = os.path.join(fold, name)
+    if kind == "flip":
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            for _ in range(int(rng.integers(1, 4))):
+                data[rng.integers(len(data))] = int(rng.integers(256))
+            f.seek(0)
+            f.write(data)
+        return f"bytes flipped in {name}"
+    if kind == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(int(rng.integers(os.path.getsize(path))))
+        return f"{name} truncated"
+    if kind == "non_finite":
+        name = ["train_audio_mfcc.npy", "test_audio_prosody.npy",
+                "W_embedding.npy"][rng.integers(3)]
+        path = os.path.join(fold, name)
+        array = np.load(path)
+        array.flat[rng.integers(array.size)] = [np.nan, np.inf][
+            rng.integers(2)]
+        np.save(path, array)
+        return f"NaN/Inf in {name}"
+    if kind == "delete":
+        os.remove(path)
+        return f"{name} deleted"
+    if kind == "pickle":
+        _hostile_vocabulary(os.path.join(fold, "dic.pkl"), marker)
+        return "dic.pkl runs code"
+    if kind == "pickle_bytes":
+        path = os.path.join(fold, "dic.pkl")
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            data[rng.integers(len(data))] = int(rng.integers(32, 127))
+            f.seek(0)
+            f.write(data)
+        return "a byte of dic.pkl changed"
+    if kind == "manifest":
+        with open(os.path.join(fold, "manifest.json"), "w") as f:
+            f.write('{"label_names": ["a", "b"]' * int(rng.integers(1, 3)))
+        return "manifest.json damaged or with 2 classes"
+    raise AssertionError(kind)
+
+
+def test_random_corruptions_train_or_are_refused(fold_dir, tmp_path):
+    rng = np.random.default_rng(16)
+    kinds = ["flip", "truncate", "non_finite", "delete", "pickle",
+             "pickle_bytes", "manifest", "flip", "flip"]
+    outcomes = []
+    for case, kind in enumerate(kinds):
+        fold = str(tmp_path / f"fold{case}")
+        shutil.copytree(fold_dir, fold)
+        marker = str(tmp_path / f"pwned{case}")
+        what = _corrupt(fold, kind, rng, marker)
+        result_file = str(tmp_path / f"results{case}.txt")
+        try:
+            _, _, line = train.train(
+                "MDRE", fold, output_dir=str(tmp_path / f"runs{case}"),
+                result_file=result_file, num_train_steps=1,
+                hidden_dim_text=4, **TINY)
+        except DataError:
+            assert not _lines(result_file), what
+            outcomes.append("refused")
+        else:
+            assert _lines(result_file) == [line], what
+            outcomes.append("trained")
+        assert not os.path.exists(marker), what
+    assert set(outcomes) == {"refused", "trained"}, outcomes
