@@ -441,8 +441,8 @@ def train(
     """Trains one model; returns (run_dir, TrainResult, result line).
 
     Arguments mirror the flags of this binary (see `--help`). A run folder
-    that already finished is not trained again: its result line is
-    returned with TrainResult None.
+    that already finished (same model config and data) is not trained
+    again: its result line is returned with TrainResult None.
 
     Raises:
         run_files.RunError: a setting no run can use (checked before
@@ -462,10 +462,6 @@ def train(
     from models import wav2vec2_models
 
     experiment.check_settings(**settings)
-    if run_dir is not None:
-        line = experiment.finished_run(run_dir, result_file, log)
-        if line is not None:
-            return run_dir, None, line
     # Before any TF op (multi_worker needs that) and before any output:
     # the global batch must split over the replicas.
     distribution = training.make_strategy(strategy)
@@ -622,6 +618,10 @@ def train(
                 "use a new --run_dir."
             )
         config["run_name"] = name = previous["run_name"]
+        # The same model and data: a finished run is not trained again.
+        line = experiment.finished_run(run_dir, result_file, log)
+        if line is not None:
+            return run_dir, None, line
     else:
         run_files.write_json(config_path, config)
     log(f"[Info] run {name} -> {run_dir}")

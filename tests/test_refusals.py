@@ -251,8 +251,10 @@ def test_bad_settings_refused_before_any_output(fold_dir, tmp_path, setting,
 # 7. Re-running a finished run.
 def test_rerunning_a_finished_run_appends_nothing(finished):
     messages = []
+    config = run_files.read_json(os.path.join(finished["run_dir"],
+                                              "config.json"))
     run_dir, result, line = train.train(
-        "ARE", "/nonexistent/fold", run_dir=finished["run_dir"],
+        "ARE", config["data"]["data_dir"], run_dir=finished["run_dir"],
         result_file=finished["result_file"], num_train_steps=3,
         **dict(TINY, log=messages.append))
     assert result is None and line == finished["line"]
