@@ -86,6 +86,7 @@ def evaluate(
     from models import run_files
     from models import training
 
+    experiment.check_settings(batch_size=batch_size)
     model, config = experiment.load_trained_model(run_dir)
     data_dir = data_dir or config["data"]["data_dir"]
     if experiment.manifest_digest(data_dir) != config["data"]["digest"]:

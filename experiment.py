@@ -378,16 +378,18 @@ def dataset_options(model):
     return options
 
 
-# Settings (train.py flag names) and the values they accept; checked by
-# `check_settings` before anything is read or written.
+# Settings (the binaries' flag names) and the values they accept; checked
+# by `check_settings` before anything is read or written.
 _AT_LEAST_ONE = (
     "batch_size", "num_train_steps", "encoder_size_audio", "num_layer_audio",
     "hidden_dim_audio", "num_layer_text", "hidden_dim_text", "embedding_dim",
     "attention_units", "hidden_units", "fusion_units", "cnn_kernel_size",
     "n_mels", "transformer_units", "transformer_heads", "transformer_layers",
     "transformer_ff_units", "side_units", "text_encoder_seq_length",
-    "grid_steps", "fixed_input_length")
-_AT_LEAST_ZERO = ("patience",)
+    "grid_steps", "fixed_input_length",
+    # evaluate.py, explain.py
+    "steps", "max_examples", "top_k", "min_count")
+_AT_LEAST_ZERO = ("patience", "index")
 _POSITIVE = ("lr", "encoder_lr")
 _KEEP_PROBABILITIES = ("dr_audio", "dr_text", "fusion_keep_prob")
 _RATES = ("transformer_dropout",)
