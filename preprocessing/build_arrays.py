@@ -160,6 +160,12 @@ class BuildConfig:
                              f"of {manifest_corpus.BAD_ROW_POLICIES}.")
         if not self.output_dir:
             raise ValueError("output_dir is required.")
+        for name in ("embedding_dim", "min_count", "num_folds",
+                     "dev_speakers"):
+            value = getattr(self, name)
+            if value is not None and not value >= 1:
+                raise ValueError(f"{name}={value}: expected an integer >= "
+                                 "1.")
         if self.waveform_max_seconds is not None:
             if not self.store_waveforms:
                 raise ValueError("waveform_max_seconds needs "
