@@ -95,7 +95,8 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
                    lr=0.001, num_train_steps=2000, patience=7, seed=0,
                    grid_steps=10, export=True, log=print):
     """Builds (and for "feature" trains) an ensemble run; returns
-    (run_dir, TrainResult, result line)."""
+    (run_dir, TrainResult, result line); for a run folder that already
+    finished, (run_dir, None, its result line)."""
     import keras
     import tensorflow as tf
 
@@ -108,6 +109,13 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
     if ensemble_method not in ensemble_models.METHODS:
         raise ValueError(f"Unknown ensemble method {ensemble_method!r}; "
                          f"valid: {', '.join(ensemble_models.METHODS)}.")
+    experiment.check_settings(batch_size=batch_size, lr=lr,
+                              num_train_steps=num_train_steps,
+                              patience=patience, grid_steps=grid_steps)
+    if run_dir is not None:
+        line = experiment.finished_run(run_dir, result_file, log)
+        if line is not None:
+            return run_dir, None, line
     members = load_members(ensemble_members)
     # Counted now: building the ensemble freezes the members' layers.
     member_parameters = sum(

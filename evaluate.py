@@ -86,6 +86,7 @@ def evaluate(
     from models import run_files
     from models import training
 
+    experiment.check_settings(batch_size=batch_size)
     model, config = experiment.load_trained_model(run_dir)
     data_dir = data_dir or config["data"]["data_dir"]
     if experiment.manifest_digest(data_dir) != config["data"]["digest"]:
@@ -148,4 +149,7 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
     flags.mark_flags_as_required(["run_dir"])
-    app.run(main)
+    from models import run_files
+    from preprocessing import cli
+
+    cli.run(main, "evaluate.py", (run_files.RunError,))

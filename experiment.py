@@ -196,9 +196,11 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
 
 
 def manifest_digest(data_dir):
-    """sha256 of the fold's manifest.json and dic.pkl (identifies the data)."""
+    """sha256 of the fold's manifest.json and dic.pkl (and dic.json, if
+    any; identifies the data)."""
     digest = hashlib.sha256()
-    for name in (reference_arrays.MANIFEST_NAME, reference_arrays.VOCAB_NAME):
+    for name in (reference_arrays.MANIFEST_NAME, reference_arrays.VOCAB_NAME,
+                 reference_arrays.VOCAB_JSON_NAME):
         path = os.path.join(data_dir, name)
         if os.path.exists(path):
             with open(path, "rb") as f:
@@ -376,6 +378,83 @@ def dataset_options(model):
     return options
 
 
+# Settings (the binaries' flag names) and the values they accept; checked
+# by `check_settings` before anything is read or written.
+_AT_LEAST_ONE = (
+    "batch_size", "num_train_steps", "encoder_size_audio", "num_layer_audio",
+    "hidden_dim_audio", "num_layer_text", "hidden_dim_text", "embedding_dim",
+    "attention_units", "hidden_units", "fusion_units", "cnn_kernel_size",
+    "n_mels", "transformer_units", "transformer_heads", "transformer_layers",
+    "transformer_ff_units", "side_units", "text_encoder_seq_length",
+    "grid_steps", "fixed_input_length",
+    # evaluate.py, explain.py
+    "steps", "max_examples", "top_k", "min_count")
+_AT_LEAST_ZERO = ("patience", "index")
+_POSITIVE = ("lr", "encoder_lr")
+_KEEP_PROBABILITIES = ("dr_audio", "dr_text", "fusion_keep_prob")
+_RATES = ("transformer_dropout",)
+
+
+def check_settings(**settings):
+    """Refuses settings no run can use, before any output or expensive work.
+
+    Args:
+        **settings: train.py flag names → values (any subset; None = unset
+            for optional ones). `graph_prefix` must be a plain name (the
+            run folder stays inside --output_dir); `cnn_filters` a list of
+            integers >= 1.
+
+    Raises:
+        run_files.RunError: naming the flag, what it accepts and its value.
+    """
+    from models import run_files
+
+    def refuse(name, expected):
+        raise run_files.RunError(f"--{name}={settings[name]!r}: expected "
+                                 f"{expected}.")
+
+    def number(value, kinds):
+        return isinstance(value, kinds) and not isinstance(value, bool)
+
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name in _AT_LEAST_ONE and not (number(value, int) and value >= 1):
+            refuse(name, "an integer >= 1")
+        if name in _AT_LEAST_ZERO and not (number(value, int) and value >= 0):
+            refuse(name, "an integer >= 0")
+        if name in _POSITIVE and not (number(value, (int, float))
+                                      and 0 < value < float("inf")):
+            refuse(name, "a finite number > 0")
+        if name in _KEEP_PROBABILITIES and not (
+                number(value, (int, float)) and 0 < value <= 1):
+            refuse(name, "a keep probability in (0, 1]")
+        if name in _RATES and not (number(value, (int, float))
+                                   and 0 <= value < 1):
+            refuse(name, "a dropout rate in [0, 1)")
+    filters = settings.get("cnn_filters")
+    if filters is not None and not all(
+            str(f).strip().isdigit() and int(f) >= 1 for f in filters):
+        refuse("cnn_filters", "comma-separated integers >= 1")
+    if settings.get("graph_prefix") is not None:
+        run_files.check_run_name(settings["graph_prefix"], "--graph_prefix")
+
+
+def finished_run(run_dir, result_file, log=print):
+    """The result line of `run_dir` if that run already finished (it is
+    then not trained or finished again), else None; see
+    `run_files.finished_result`."""
+    from models import run_files
+
+    line = run_files.finished_result(run_dir, result_file)
+    if line is not None:
+        log(f"[Info] {run_dir}: this run has already finished; nothing to "
+            "do (its result line is already in the result file; train "
+            "again with a new --run_dir):")
+        log(line)
+    return line
+
+
 def count_parameters(weights):
     """Number of scalars in a list of variables."""
     return int(sum(np.prod(weight.shape) for weight in weights))
@@ -384,8 +463,8 @@ def count_parameters(weights):
 def finish_run(run_dir, model, result, dataset, name, result_file,
                export=True, log=print, parameters=None):
     """Writes what a finished run leaves: `model.weights.h5` (when it has
-    trainable weights), `metrics.json`, `saved_model/` (with `export`) and
-    its line in `result_file`; returns that line.
+    trainable weights), `metrics.json`, `saved_model/` (with `export`),
+    `result.json` and its line in `result_file`; returns that line.
 
     Args:
         run_dir: str. The run folder (config.json already written).
@@ -423,9 +502,11 @@ def finish_run(run_dir, model, result, dataset, name, result_file,
         # A self-contained export: it also carries the vocabulary, feature
         # parameters and label names, so predict.py needs nothing else.
         inference.export_run(run_dir, model=model)
-    line = run_files.append_result(
-        result_file, dataset, name, result.best_dev_accuracy,
+    line = run_files.result_line(
+        dataset, name, result.best_dev_accuracy,
         result.test_accuracy_at_best, result.final_test["ua"])
+    # Once per run folder, ever (a re-run finds it in result.json).
+    run_files.record_result(run_dir, result_file, line)
     log(
         f"[Result] best step {result.best_step}: dev WA "
         f"{result.best_dev_accuracy:.3f}, test WA "
@@ -520,8 +601,9 @@ def load_trained_model(run_dir):
     model.load_weights(weights)
     after = model(probe, training=False).numpy()
     if np.allclose(before, after):
-        raise ValueError(f"{weights}: loading it did not change the "
-                         "model's outputs; these are not trained weights.")
+        raise run_files.RunError(
+            f"{weights}: loading it did not change the model's outputs; "
+            "these are not trained weights.")
     return model, config
 
 

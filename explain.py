@@ -359,6 +359,7 @@ def explain(run_dir, output_dir=None, wav=None, text=None, data_dir=None,
     import inference
     from preprocessing import input_pipeline
 
+    experiment.check_settings(index=index, steps=steps)
     model, config = experiment.load_trained_model(run_dir)
     waveform = energy = None
     if wav is not None:
@@ -418,6 +419,8 @@ def summary(run_dir, output_dir=None, data_dir=None, split="test", steps=32,
     import inference
     from models import run_files
 
+    experiment.check_settings(steps=steps, max_examples=max_examples,
+                              top_k=top_k, min_count=min_count)
     model, config = experiment.load_trained_model(run_dir)
     fold, rows = _fold(config, data_dir, split)
     result = inference.summarize_words(
@@ -482,4 +485,8 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
     flags.mark_flags_as_required(["run_dir"])
-    app.run(main)
+    import inference
+    from models import run_files
+    from preprocessing import cli
+
+    cli.run(main, "explain.py", (run_files.RunError, inference.InferenceError))

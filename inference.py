@@ -41,6 +41,7 @@ Keras model on the same features.
 
 import collections
 import csv
+import io
 import json
 import os
 
@@ -685,8 +686,9 @@ def read_text_file(path):
     """One transcript per line (empty line: none), in file order."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: missing transcript file.")
-    with open(path, encoding="utf-8-sig") as f:
-        return [line.rstrip("\r\n").strip() or None for line in f]
+    # Not UTF-8: a DataError naming the file and line.
+    text = io.StringIO(manifest_corpus.read_utf8(path), newline=None)
+    return [line.rstrip("\r\n").strip() or None for line in text]
 
 
 def read_manifest(path):
@@ -702,8 +704,7 @@ def read_manifest(path):
     """
     if not os.path.isfile(path):
         raise reference_arrays.DataError(f"{path}: missing manifest file.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        lines = f.read().splitlines()
+    lines = manifest_corpus.read_utf8(path).splitlines()
     if not lines:
         raise reference_arrays.DataError(f"{path}: empty manifest (expected "
                                          "a header row).")

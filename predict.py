@@ -147,4 +147,8 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
     flags.mark_flags_as_required(["model_dir"])
-    app.run(main)
+    import inference
+    from models import run_files
+    from preprocessing import cli
+
+    cli.run(main, "predict.py", (run_files.RunError, inference.InferenceError))

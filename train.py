@@ -440,8 +440,18 @@ def train(
 ):
     """Trains one model; returns (run_dir, TrainResult, result line).
 
-    Arguments mirror the flags of this binary (see `--help`).
+    Arguments mirror the flags of this binary (see `--help`). A run folder
+    that already finished (same model config and data) is not trained
+    again: its result line is returned with TrainResult None.
+
+    Raises:
+        run_files.RunError: a setting no run can use (checked before
+            anything is read or written), a resumed run with another
+            config, a damaged checkpoint state.
+        reference_arrays.DataError: a bad fold folder.
     """
+    settings = {name: value for name, value in locals().items()
+                if name != "log"}
     import keras
 
     import experiment
@@ -451,13 +461,18 @@ def train(
     from models import training
     from models import wav2vec2_models
 
+    experiment.check_settings(**settings)
+    # Before any TF op (multi_worker needs that) and before any output:
+    # the global batch must split over the replicas.
+    distribution = training.make_strategy(strategy)
+    training.check_batch_size(batch_size, distribution)
     # A wav2vec2 audio encoder: the W2V2 models, or TRANSFORMER_FUSION
     # --audio_encoder=wav2vec2.
     is_wav2vec2 = model in WAV2VEC2_MODELS or (
         model == "TRANSFORMER_FUSION" and audio_encoder == "wav2vec2")
     if is_wav2vec2:
         if not hub_handle:
-            raise ValueError(
+            raise run_files.RunError(
                 f"--model={model} needs --hub_handle: a TF-Hub URL such as "
                 "https://tfhub.dev/vasudevgupta7/wav2vec2/1 or a SavedModel "
                 "directory (an offline stand-in: python "
@@ -471,7 +486,7 @@ def train(
     uses_text_encoder = bool(text_encoder_handle)
     if uses_text_encoder:
         if model != "TRANSFORMER_FUSION":
-            raise ValueError(
+            raise run_files.RunError(
                 f"--text_encoder_handle applies to TRANSFORMER_FUSION only; "
                 f"found --model={model}."
             )
@@ -553,10 +568,16 @@ def train(
             embedding_trainable,
         ),
     )
+    run_files.check_run_name(name)
     resuming = run_dir is not None and os.path.exists(
         os.path.join(run_dir, "config.json")
     )
-    run_dir = run_dir or os.path.join(output_dir, name)
+    if run_dir is None:
+        run_dir = os.path.join(output_dir, name)
+        # The same command within the same minute names the same folder.
+        line = experiment.finished_run(run_dir, result_file, log)
+        if line is not None:
+            return run_dir, None, line
     train_config = training.TrainConfig(
         batch_size=batch_size,
         learning_rate=lr,
@@ -591,12 +612,16 @@ def train(
         if previous["model"] != config["model"] or (
             previous["data"]["digest"] != config["data"]["digest"]
         ):
-            raise ValueError(
+            raise run_files.RunError(
                 f"{config_path}: the run being resumed was "
                 "trained with another model config or data; "
                 "use a new --run_dir."
             )
         config["run_name"] = name = previous["run_name"]
+        # The same model and data: a finished run is not trained again.
+        line = experiment.finished_run(run_dir, result_file, log)
+        if line is not None:
+            return run_dir, None, line
     else:
         run_files.write_json(config_path, config)
     log(f"[Info] run {name} -> {run_dir}")
@@ -616,7 +641,7 @@ def train(
         )
     trainer = training.Trainer(
         lambda: experiment.build_model(model, kwargs, fold, use_glove),
-        training.make_strategy(strategy),
+        distribution,
         run_dir,
         train_config,
         fold.num_classes,
@@ -689,4 +714,7 @@ def main(argv):
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
-    app.run(main)
+    from models import run_files
+    from preprocessing import cli
+
+    cli.run(main, "train.py", (run_files.RunError,))

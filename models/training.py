@@ -55,6 +55,7 @@ import keras
 import tensorflow as tf
 
 from models import metrics
+from models import run_files
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
@@ -112,6 +113,16 @@ class TrainResult:
     final_dev: dict
     final_test: dict
     train_seconds: float
+
+
+def check_batch_size(batch_size, strategy):
+    """Raises RunError unless the global batch splits evenly over the
+    strategy's replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise run_files.RunError(
+            f"--batch_size={batch_size} (the global batch) must be a "
+            f"multiple of the {replicas} replicas in sync.")
 
 
 def validation_frequency(num_train, batch_size, ratio=0.3):
@@ -268,10 +279,7 @@ class Trainer:
         self.log = log
         self.is_chief = _is_chief(strategy)
         self.num_replicas = strategy.num_replicas_in_sync
-        if config.batch_size % self.num_replicas:
-            raise ValueError(
-                f"batch_size {config.batch_size} (the global batch) must be "
-                f"a multiple of the {self.num_replicas} replicas in sync.")
+        check_batch_size(config.batch_size, strategy)
         self.mixed_precision = config.mixed_precision and bool(
             tf.config.list_logical_devices("GPU"))
         if self.mixed_precision and optimizer_fn is not None:
@@ -319,6 +327,10 @@ class Trainer:
             best_dev_accuracy=self.best_dev_accuracy,
             test_at_best=self.test_at_best, best_step=self.best_step,
             patience=self.patience, stopped=self.stopped)
+        # An unreadable checkpoint state is refused before the managers
+        # (which would take it for "no checkpoints") exist.
+        for name in (CHECKPOINT_DIR, BEST_DIR):
+            checkpoint_candidates(os.path.join(run_dir, name))
         self.manager = tf.train.CheckpointManager(
             checkpoint, self._writable(CHECKPOINT_DIR), max_to_keep=2)
         self.best_manager = tf.train.CheckpointManager(
@@ -339,18 +351,45 @@ class Trainer:
         # start from the same state; a non-chief that cannot see it (no
         # shared storage) falls back to its own, and the step check below
         # catches any disagreement.
-        chief = tf.train.latest_checkpoint(
-            os.path.join(self.run_dir, CHECKPOINT_DIR))
-        return chief or self.manager.latest_checkpoint
+        chief_dir = os.path.join(self.run_dir, CHECKPOINT_DIR)
+        candidates = checkpoint_candidates(chief_dir)
+        if not candidates and not self.is_chief:
+            candidates = checkpoint_candidates(self.manager.directory)
+        # The newest checkpoint that reads back whole; a damaged one (a
+        # crash or a full disk while it was written) is skipped, loudly.
+        for prefix in candidates:
+            damage = checkpoint_damage(prefix)
+            if damage is None:
+                return prefix
+            self.log(f"[Warning] {damage[0]}: damaged checkpoint "
+                     f"({damage[1]}); trying the previous one.")
+        if candidates:
+            raise run_files.RunError(
+                f"{chief_dir}: every checkpoint is damaged "
+                f"({', '.join(os.path.basename(c) for c in candidates)}); "
+                "refusing to start the run over on top of them (nothing "
+                "was changed). Train again with a new --run_dir.")
+        return None
 
     def restore(self):
-        """Restores the latest checkpoint if any; returns the step reached.
+        """Restores the newest intact checkpoint if any; returns the step
+        reached.
 
         Raises:
+            run_files.RunError: a checkpoint state file that cannot be read,
+                checkpoints without one, or only damaged checkpoints
+                (nothing is changed then: the run is not started over).
             ValueError: workers of a multi-worker run resumed at different
                 steps.
         """
         latest = self._latest_checkpoint()
+        best = checkpoint_candidates(self.best_manager.directory)
+        if best and checkpoint_damage(best[0]) is not None:
+            path, reason = checkpoint_damage(best[0])
+            raise run_files.RunError(
+                f"{path}: the best weights' checkpoint is damaged "
+                f"({reason}); the run cannot restore its best weights "
+                "(nothing was changed). Train again with a new --run_dir.")
         if latest:
             self.manager.checkpoint.restore(latest).assert_consumed()
             self.log(f"[Info] Resumed from {latest} at step "
@@ -577,6 +616,75 @@ class Trainer:
         self.log(f"{minutes} step/seen/itr: {step}/{seen}/"
                  f"{seen / num_train:.2f}\tdev: {dev_metrics['wa']:.3f}  "
                  f"test: {test_accuracy:.3f}  loss: {dev_loss:.2f}")
+
+
+# Errors a damaged checkpoint gives when it is read.
+_CHECKPOINT_READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, OSError)
+
+
+def checkpoint_candidates(directory):
+    """The checkpoints of `directory` newest first, from its state file.
+
+    Returns:
+        list of checkpoint prefixes ([] for a folder without checkpoints).
+
+    Raises:
+        run_files.RunError: the state file (`checkpoint`) cannot be read, or
+            is missing while checkpoint files are there: the run's state is
+            unknown, and starting over would overwrite it.
+    """
+    state_path = os.path.join(directory, "checkpoint")
+    if not tf.io.gfile.exists(state_path):
+        if tf.io.gfile.glob(os.path.join(directory, "*.index")):
+            raise run_files.RunError(
+                f"{state_path}: missing, but {directory} holds checkpoints; "
+                "refusing to start the run over on top of them (nothing was "
+                "changed). Restore the file, or train again with a new "
+                "--run_dir.")
+        return []
+    logger = tf.get_logger()
+    level = logger.level
+    # TF logs a parse error as a warning and returns None; it is an error
+    # here (below), so its warning would only repeat it.
+    logger.setLevel("ERROR")
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except ValueError as error:
+        state, reason = None, str(error)
+    else:
+        reason = "not a checkpoint state text proto"
+    finally:
+        logger.setLevel(level)
+    if state is None:
+        raise run_files.RunError(
+            f"{state_path}: the checkpoint state cannot be read ({reason}); "
+            "refusing to start the run over (nothing was changed). Restore "
+            "the file, or train again with a new --run_dir.")
+    paths = list(state.all_model_checkpoint_paths)
+    latest = state.model_checkpoint_path
+    return [latest] + [p for p in reversed(paths) if p != latest]
+
+
+def checkpoint_damage(prefix):
+    """None if every tensor of a checkpoint reads back (checksums
+    included); else (the damaged file, why)."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except _CHECKPOINT_READ_ERRORS as error:
+        return prefix + ".index", _first_line(error)
+    try:
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except _CHECKPOINT_READ_ERRORS as error:
+        data = sorted(tf.io.gfile.glob(prefix + ".data-*"))
+        return (data[0] if len(data) == 1 else prefix + ".data-*",
+                _first_line(error))
+    return None
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def _rng_state(model):

@@ -35,6 +35,9 @@ def atomic_directory(target, overwrite=False):
         if os.path.exists(target):
             shutil.rmtree(target)
         os.replace(tmp_dir, target)
+    except OSError as error:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise named(error, target) from None
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -50,6 +53,18 @@ def atomic_write(path, write, binary=False):
         with os.fdopen(descriptor, "wb" if binary else "w") as f:
             write(f)
         os.replace(tmp_path, path)
+    except OSError as error:
+        os.unlink(tmp_path)
+        raise named(error, path) from None
     except BaseException:
         os.unlink(tmp_path)
         raise
+
+
+def named(error, path):
+    """`error` with `path` as its file name when it names none (a failed
+    write on an open file, e.g. a full disk, says only "No space left")."""
+    if error.filename is not None:
+        return error
+    # OSError(errno, ...) picks the subclass (FileNotFoundError, ...).
+    return OSError(error.errno, error.strerror or str(error), path)

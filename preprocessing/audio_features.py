@@ -494,6 +494,80 @@ def extract_features(waveform, sample_rate=SAMPLE_RATE, backend="numpy"):
     raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}.")
 
 
+def wav_truncation(path):
+    """Checks a RIFF/WAVE file's data chunk against its header.
+
+    libsndfile silently reads what is there when a wav file was cut short
+    (a copy that stopped, a full disk); the header still says how much
+    audio there should be.
+
+    Returns:
+        None (complete, or not a RIFF/WAVE file, or a header that leaves
+        the size open), or a one-line description of what is missing.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or (
+                header[8:12] != b"WAVE"):
+            return None
+        block_align = None
+        position = 12
+        # A wav file has a handful of chunks; the bound only stops a loop
+        # over garbage.
+        for _ in range(1000):
+            f.seek(position)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            name, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if name == b"fmt " and length >= 14:
+                block_align = int.from_bytes(f.read(14)[12:14], "little")
+            if name == b"data":
+                present = size - position - 8
+                # 0 and 0xFFFFFFFF: a streamed file whose writer never
+                # filled in the size.
+                if length in (0, 0xFFFFFFFF) or present >= length:
+                    return None
+                unit = block_align or 1
+                return (f"truncated audio: its header declares "
+                        f"{length // unit} samples ({length} bytes), the "
+                        f"file holds {present // unit} ({present} bytes)")
+            position += 8 + length + (length & 1)
+    return None
+
+
+def _short_audio(num_samples):
+    return (f"audio too short: {num_samples} samples "
+            f"({1000 * num_samples / SAMPLE_RATE:.1f} ms at 16 kHz); "
+            f"expected at least one {1000 * FRAME_LENGTH // SAMPLE_RATE} ms "
+            f"analysis window ({FRAME_LENGTH} samples)")
+
+
+def file_problem(path):
+    """Why an audio file cannot be used, from its header alone; or None.
+
+    Missing, unreadable, empty, truncated (`wav_truncation`), or shorter
+    than one analysis window.
+    """
+    if not os.path.isfile(path):
+        return f"missing wav file {path}"
+    try:
+        info = soundfile.info(path)
+    except (RuntimeError, soundfile.LibsndfileError, TypeError,
+            ValueError) as error:
+        return f"unreadable audio {path} ({error})"
+    if info.frames <= 0:
+        return f"empty audio {path} (0 samples)"
+    truncation = wav_truncation(path)
+    if truncation:
+        return f"{truncation}: {path}"
+    if info.frames * SAMPLE_RATE < FRAME_LENGTH * info.samplerate:
+        return (f"{_short_audio(info.frames * SAMPLE_RATE // info.samplerate)}"
+                f": {path}")
+    return None
+
+
 def load_wav(path, sample_rate=SAMPLE_RATE):
     """Reads an audio file as mono float32 at `sample_rate`.
 
@@ -505,7 +579,9 @@ def load_wav(path, sample_rate=SAMPLE_RATE):
         float32 [samples] in [-1, 1].
 
     Raises:
-        DataError: missing, unreadable or empty file (naming it).
+        DataError: missing, unreadable, empty or truncated file, one
+            shorter than one 25 ms analysis window, or with NaN/Inf samples
+            (naming it).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -518,19 +594,35 @@ def load_wav(path, sample_rate=SAMPLE_RATE):
         raise DataError(f"{path}: unreadable audio ({error}).") from error
     if data.size == 0:
         raise DataError(f"{path}: empty audio (0 samples).")
+    truncation = wav_truncation(path)
+    if truncation:
+        raise DataError(f"{path}: {truncation}.")
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: expected finite samples, found NaN or Inf "
+                        f"at sample {int(np.argmin(np.isfinite(data).all(1)))}"
+                        ".")
     waveform = data.mean(axis=1)
     if file_rate != sample_rate:
         import librosa
         waveform = librosa.resample(waveform, orig_sr=file_rate,
                                     target_sr=sample_rate)
+    if len(waveform) * SAMPLE_RATE < FRAME_LENGTH * sample_rate:
+        raise DataError(f"{path}: {_short_audio(len(waveform))}.")
     return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
 def _extract_item(item, return_errors, backend):
     try:
+        source = "a waveform"
         if isinstance(item, (str, bytes, os.PathLike)):
+            source = os.fspath(item)
             item = load_wav(item)
-        return extract_features(item, SAMPLE_RATE, backend)
+        mfcc, prosody = extract_features(item, SAMPLE_RATE, backend)
+        for name, values in (("MFCC", mfcc), ("prosody", prosody)):
+            if not np.isfinite(values).all():
+                raise DataError(f"{source}: its {name} features hold NaN or "
+                                "Inf; expected finite numbers.")
+        return mfcc, prosody
     except DataError as error:
         if return_errors:
             return error

@@ -60,7 +60,8 @@ ORIGINAL_IEMOCAP_SIZE = 5531
 # Options added after the first release are hashed only when they differ
 # from these defaults, so builds made before them stay up to date.
 _LATER_OPTION_DEFAULTS = {"store_waveforms": False,
-                          "waveform_max_seconds": None}
+                          "waveform_max_seconds": None,
+                          "vocabulary_json": False}
 # int16 PCM full scale: a 16-bit file read as float (x / 32768) is stored
 # back exactly.
 PCM16_SCALE = 32768
@@ -101,6 +102,8 @@ class BuildConfig:
             lengths as the extras `waveform` / `waveform_length`.
         waveform_max_seconds: float or None. Crop stored waveforms to this
             many seconds (None: whole utterances).
+        vocabulary_json: bool. Also write each fold's vocabulary as
+            `dic.json` (JSON cannot run code when read; a pickle can).
     """
 
     corpus: str
@@ -130,6 +133,7 @@ class BuildConfig:
     progress: bool = True
     store_waveforms: bool = False
     waveform_max_seconds: float = None
+    vocabulary_json: bool = False
 
     def validate(self):
         """Raises ValueError for inconsistent settings."""
@@ -156,6 +160,12 @@ class BuildConfig:
                              f"of {manifest_corpus.BAD_ROW_POLICIES}.")
         if not self.output_dir:
             raise ValueError("output_dir is required.")
+        for name in ("embedding_dim", "min_count", "num_folds",
+                     "dev_speakers"):
+            value = getattr(self, name)
+            if value is not None and not value >= 1:
+                raise ValueError(f"{name}={value}: expected an integer >= "
+                                 "1.")
         if self.waveform_max_seconds is not None:
             if not self.store_waveforms:
                 raise ValueError("waveform_max_seconds needs "
@@ -326,6 +336,11 @@ def build(config, log=None):
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     config.validate()
+    # Inputs that can be refused are read before the corpus and its audio.
+    fixed_vocabulary = None
+    if config.vocabulary_file:
+        fixed_vocabulary = reference_arrays.load_vocabulary(
+            config.vocabulary_file)
     corpus = read_corpus(config)
     for problem in corpus.problems[:20]:
         log(f"[build_arrays] skipped: {problem}")
@@ -336,6 +351,10 @@ def build(config, log=None):
         raise reference_arrays.DataError(
             f"{corpus.source}: no usable examples ({len(corpus.problems)} "
             f"bad rows, dropped labels {corpus.dropped}).")
+    # The split parameters are checked on the corpus as read, before the
+    # (long) feature extraction; they are checked again on the examples
+    # whose audio turns out readable.
+    _make_folds(config, corpus.examples, corpus.source)
     digest = build_hash(config, corpus)
     summary_path = os.path.join(config.output_dir,
                                 reference_arrays.MANIFEST_NAME)
@@ -381,16 +400,8 @@ def build(config, log=None):
         log(f"[build_arrays] note: the original's random folds were drawn "
             f"over {ORIGINAL_IEMOCAP_SIZE} utterances; with "
             f"{len(examples)} the same algorithm gives different folds.")
-    folds, policy = splits_lib.make_splits(
-        config.split, len(examples),
-        speakers=[e.speaker for e in examples],
-        sessions=[e.session for e in examples], seed=config.split_seed,
-        **_split_options(config))
+    folds, policy = _make_folds(config, examples, corpus.source)
 
-    fixed_vocabulary = None
-    if config.vocabulary_file:
-        fixed_vocabulary = reference_arrays.load_vocabulary(
-            config.vocabulary_file)
     vectors, glove_dim, glove_lines = {}, config.embedding_dim, None
     if config.glove:
         words = {t for ts in tokens for t in ts}
@@ -437,13 +448,6 @@ def build(config, log=None):
     }
     os.makedirs(config.output_dir, exist_ok=True)
     for name, rows in folds:
-        for split_name in reference_arrays.SPLITS:
-            if len(rows[split_name]) == 0:
-                raise reference_arrays.DataError(
-                    f"{config.output_dir}/{name}: the {split_name} split is "
-                    f"empty ({len(examples)} examples, split "
-                    f"{config.split}); use a larger corpus or another "
-                    "--split.")
         vocabulary = _vocabulary_for(config, tokens, rows["train"],
                                      fixed_vocabulary)
         text_ids = text_features.encode(tokens, vocabulary,
@@ -485,7 +489,8 @@ def build(config, log=None):
         }
         fold_dir = os.path.join(config.output_dir, name)
         reference_arrays.write_fold(fold_dir, fold_splits, vocabulary,
-                                    embedding, fold_manifest, overwrite=True)
+                                    embedding, fold_manifest, overwrite=True,
+                                    vocabulary_json=config.vocabulary_json)
         _atomic_write_text(
             os.path.join(fold_dir, name + ".txt"),
             "".join(" ".join(str(i) for i in rows[s]) + "\n"
@@ -503,6 +508,33 @@ def build(config, log=None):
                        json.dumps(summary, indent=2, sort_keys=True))
     summary["skipped"] = False
     return summary
+
+
+def _make_folds(config, examples, source):
+    """`splits.make_splits` for the configured policy; (folds, policy).
+
+    Raises:
+        DataError: split parameters the corpus (`source`) cannot meet (e.g.
+            fewer speakers than --num_folds), or a fold with an empty split.
+    """
+    try:
+        folds, policy = splits_lib.make_splits(
+            config.split, len(examples),
+            speakers=[e.speaker for e in examples],
+            sessions=[e.session for e in examples], seed=config.split_seed,
+            **_split_options(config))
+    except ValueError as error:
+        raise reference_arrays.DataError(
+            f"{source}: --split={config.split}: {error}") from None
+    for name, rows in folds:
+        for split_name in reference_arrays.SPLITS:
+            if len(rows[split_name]) == 0:
+                raise reference_arrays.DataError(
+                    f"{config.output_dir}/{name}: the {split_name} split is "
+                    f"empty ({len(examples)} examples, split "
+                    f"{config.split}); use a larger corpus or another "
+                    "--split.")
+    return folds, policy
 
 
 def _feature_info(config):
@@ -581,7 +613,11 @@ def _define_flags():
                       "train = per fold from its train split (sorted); all "
                       "= over all data, as the original.")
     flags.DEFINE_string("vocabulary_file", None,
-                        "Reuse this dic.pkl (e.g. the released one).")
+                        "Reuse this dic.pkl (e.g. the released one) or "
+                        "a .json vocabulary.")
+    flags.DEFINE_bool("vocabulary_json", False, "Also write each fold's "
+                      "vocabulary as dic.json (JSON, which reading never "
+                      "executes).")
     flags.DEFINE_integer("min_count", 1, "Rarer tokens map to _UNK_.")
     flags.DEFINE_string("label_map", None, "raw:id,... e.g. "
                         "'ang:0,hap:1,exc:1,sad:2,neu:3' (-1 drops).")
@@ -635,7 +671,8 @@ def config_from_flags(flag_values):
         num_workers=flag_values.num_workers, force=flag_values.force,
         progress=flag_values.progress,
         store_waveforms=flag_values.store_waveforms,
-        waveform_max_seconds=flag_values.waveform_max_seconds)
+        waveform_max_seconds=flag_values.waveform_max_seconds,
+        vocabulary_json=flag_values.vocabulary_json)
 
 
 def main(argv):
@@ -643,9 +680,9 @@ def main(argv):
     from absl import app, flags
     try:
         summary = build(config_from_flags(flags.FLAGS))
-    except reference_arrays.DataError as error:
-        sys.exit(f"build_arrays: {error}")
-    except ValueError as error:  # Inconsistent flags.
+    except reference_arrays.DataError:
+        raise
+    except ValueError as error:  # Inconsistent flags or split parameters.
         raise app.UsageError(str(error)) from error
     if not summary["skipped"]:
         print(json.dumps({name: fold["sizes"]
@@ -653,6 +690,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from preprocessing import cli
     _define_flags()
-    app.run(main)
+    cli.run(main, "build_arrays")

@@ -29,8 +29,7 @@ import csv
 import dataclasses
 import os
 
-import soundfile
-
+from preprocessing import audio_features
 from preprocessing.reference_arrays import LABEL_NAMES, DataError
 
 COLUMN_ALIASES = {
@@ -181,19 +180,33 @@ def _delimiter(path, first_line):
 def audio_problem(path):
     """Returns why an audio file cannot be used, or None if it looks fine.
 
-    Reads only the header (fast); decoding errors later still raise
-    `DataError` naming the file during feature extraction.
+    Reads only the header (fast; `audio_features.file_problem`: missing,
+    unreadable, empty, truncated, shorter than one analysis window);
+    decoding errors later still raise `DataError` naming the file during
+    feature extraction.
     """
-    if not os.path.isfile(path):
-        return f"missing wav file {path}"
+    return audio_features.file_problem(path)
+
+
+def read_utf8(path):
+    """A text file's contents (UTF-8, a byte-order mark allowed).
+
+    Raises:
+        DataError: bytes that are not UTF-8, naming the file, the line and
+            the column.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        info = soundfile.info(path)
-    except (RuntimeError, soundfile.LibsndfileError, TypeError,
-            ValueError) as error:
-        return f"unreadable audio {path} ({error})"
-    if info.frames <= 0:
-        return f"empty audio {path} (0 samples)"
-    return None
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte "
+            f"0x{data[error.start]:02x} at column "
+            f"{error.start - line_start + 1}); save the file as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8).") from None
 
 
 def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
@@ -225,8 +238,7 @@ def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing manifest file.")
     base_dir = os.path.dirname(os.path.abspath(path))
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        text = f.read()
+    text = read_utf8(path)
     lines = text.splitlines()
     if not lines:
         raise DataError(f"{path}: empty manifest (expected a header row).")

@@ -12,14 +12,20 @@ A fold folder (e.g. `audio_woZ_set01/`) holds, for each split in
 | `{split}_label.npy`         | [n]           | 0 angry, 1 happy, 2 sad, 3 neutral |
 
 plus `dic.pkl` (token → id; the released one is a Python 2 protocol-0
-pickle) and `W_embedding.npy` [V, E] (row i = vector of token i).
+pickle) and `W_embedding.npy` [V, E] (row i = vector of token i). The
+vocabulary may also (or instead) be `dic.json`, a JSON object token → id.
+`dic.pkl` is read with `safe_pickle`, which refuses any pickle that would
+import or call something (a pickle is a program; `pickle.loads` on a shared
+file runs its author's code).
 
 An optional `manifest.json` describes extra per-example arrays
 (`{split}_{name}.npy`, e.g. raw waveforms for wav2vec2) and anything else the
 writer wants to record (label names, feature parameters, split policy).
 
 Everything read is validated; a problem raises `DataError` naming the file,
-what was expected and what was found. Arrays are returned as float32/int32:
+what was expected and what was found (float arrays must be finite: a NaN or
+Inf is refused with its split, file and row). Arrays are returned as
+float32/int32:
 the released MFCC arrays are float64 (~1.3 GB per IEMOCAP fold) and half that
 as float32.
 """
@@ -28,10 +34,12 @@ import dataclasses
 import json
 import os
 import pickle
+import tokenize
 
 import numpy as np
 
 from preprocessing import atomic_files
+from preprocessing import safe_pickle
 
 SPLITS = ("train", "dev", "test")
 LABEL_NAMES = ("angry", "happy", "sad", "neutral")
@@ -41,6 +49,7 @@ PROSODY_DIM = 35
 TEXT_LENGTH = 128
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "dic.pkl"
+VOCAB_JSON_NAME = "dic.json"
 EMBEDDING_NAME = "W_embedding.npy"
 
 # Array name → (file suffix, per-example shape, numpy kind, output dtype).
@@ -107,39 +116,35 @@ class Fold:
 
 
 def load_vocabulary(path):
-    """Loads `dic.pkl`, including the original's Python 2 text-mode pickle.
+    """Loads `dic.pkl` (or a `.json` vocabulary) without running any code.
 
-    Python 2 `str` keys come back as bytes unless an encoding is given; they
-    are decoded as UTF-8, falling back to latin-1 (which never fails) for
-    pickles holding other byte strings.
+    A pickle is read by `safe_pickle`, which admits only plain data (the
+    original's Python 2 text-mode pickle included) and refuses a pickle
+    naming any class or function. Python 2 `str` keys come back as bytes
+    unless an encoding is given; they are decoded as UTF-8, falling back to
+    latin-1 (which never fails) for pickles holding other byte strings. A
+    path ending in `.json` is read as a JSON object token → id.
 
     Args:
-        path: str. The pickle file.
+        path: str. The pickle (or JSON) file.
 
     Returns:
         dict str → int.
 
     Raises:
-        DataError: missing file, not a pickle, or not a str → int dict.
+        DataError: missing file, not a pickle (or JSON), a pickle that would
+            run code (naming the refused class), or not a str → int dict.
     """
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing vocabulary file (a pickled dict "
-                        "token → id, as written by the original code).")
+                        "token → id, as written by the original code, or "
+                        "a JSON object).")
     with open(path, "rb") as f:
         data = f.read()
-    if b"\r\n" in data and not data.startswith(b"\x80"):
-        # Protocol-0 pickles are text; one written in text mode on Windows
-        # has CRLF line ends that the unpickler does not accept.
-        data = data.replace(b"\r\n", b"\n")
-    vocabulary = None
-    for encoding in ("utf-8", "latin-1"):
-        try:
-            vocabulary = pickle.loads(data, encoding=encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-        except Exception as error:  # pickle raises many types on bad input.
-            raise DataError(f"{path}: not a readable pickle ({error!r}).")
+    if path.endswith(".json"):
+        vocabulary = _vocabulary_json(path, data)
+    else:
+        vocabulary = _vocabulary_pickle(path, data)
     if not isinstance(vocabulary, dict):
         raise DataError(f"{path}: expected a dict token → id, found "
                         f"{type(vocabulary).__name__}.")
@@ -161,10 +166,63 @@ def load_vocabulary(path):
     return result
 
 
+def _vocabulary_pickle(path, data):
+    if b"\r\n" in data and not data.startswith(b"\x80"):
+        # Protocol-0 pickles are text; one written in text mode on Windows
+        # has CRLF line ends that the unpickler does not accept.
+        data = data.replace(b"\r\n", b"\n")
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            return safe_pickle.loads(data, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except safe_pickle.RefusedPickle as error:
+            raise DataError(
+                f"{path}: refused: the pickle asks for {error} (a class or "
+                "function; unpickling it would run code); a vocabulary "
+                "holds only a dict str → int. Nothing was executed. Use a "
+                "trusted dic.pkl or a dic.json.") from None
+        except Exception as error:  # pickle raises many types on bad input.
+            raise DataError(f"{path}: not a readable pickle ({error!r}).")
+    raise AssertionError("latin-1 decodes any byte string")
+
+
+def _vocabulary_json(path, data):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: not a UTF-8 JSON object token → id "
+                        f"({error}).") from None
+
+
 def save_vocabulary(vocabulary, path):
-    """Writes `dic.pkl` as a protocol-0 pickle (readable by Python 2 and 3)."""
-    atomic_files.atomic_write(path, lambda f: pickle.dump(dict(vocabulary), f,
+    """Writes a vocabulary: a protocol-0 pickle (`dic.pkl`, readable by
+    Python 2 and 3), or a JSON object when `path` ends in `.json`."""
+    vocabulary = dict(vocabulary)
+    if path.endswith(".json"):
+        atomic_files.atomic_write(path, lambda f: json.dump(
+            vocabulary, f, ensure_ascii=False, indent=0, sort_keys=True))
+        return
+    atomic_files.atomic_write(path, lambda f: pickle.dump(vocabulary, f,
                                               protocol=0), binary=True)
+
+
+def load_fold_vocabulary(fold_dir):
+    """The vocabulary of a fold folder: `dic.pkl` and/or `dic.json`.
+
+    Raises:
+        DataError: neither file, a bad one, or the two disagree.
+    """
+    pickle_path = os.path.join(fold_dir, VOCAB_NAME)
+    json_path = os.path.join(fold_dir, VOCAB_JSON_NAME)
+    if not os.path.exists(json_path):
+        return load_vocabulary(pickle_path)
+    vocabulary = load_vocabulary(json_path)
+    if os.path.exists(pickle_path) and (
+            load_vocabulary(pickle_path) != vocabulary):
+        raise DataError(f"{json_path}: differs from {pickle_path}; expected "
+                        "the same vocabulary in both (or only one file).")
+    return vocabulary
 
 
 def load_manifest(fold_dir):
@@ -183,15 +241,17 @@ def load_manifest(fold_dir):
     return manifest
 
 
-def _load_array(path, per_example_shape, kind, dtype, n=None):
+def _load_array(path, per_example_shape, kind, dtype, n=None, split=None):
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing file (expected an array of shape "
                         f"{_shape_text(n, per_example_shape)}).")
     try:
         # mmap avoids a second full copy of float64 arrays while converting.
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:
-        raise DataError(f"{path}: not a plain numeric .npy file ({error}).")
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as error:
+        # A damaged header fails in numpy's header parser in several ways.
+        raise DataError(f"{path}: not a plain numeric .npy file "
+                        f"({type(error).__name__}: {error}).") from None
     if kind == "f" and array.dtype.kind not in "fiu":
         raise DataError(f"{path}: expected a numeric dtype, found "
                         f"{array.dtype}.")
@@ -208,7 +268,28 @@ def _load_array(path, per_example_shape, kind, dtype, n=None):
                         f"{list(array.shape)}.")
     if array.shape[0] == 0:
         raise DataError(f"{path}: the split is empty (0 examples).")
-    return np.ascontiguousarray(array, dtype=dtype or array.dtype)
+    array = np.ascontiguousarray(array, dtype=dtype or array.dtype)
+    if array.dtype.kind == "f":
+        _check_finite(path, array, split)
+    return array
+
+
+def _check_finite(path, array, split=None, block=1024):
+    """Raises DataError naming the first row holding NaN or Inf."""
+    bad_rows = []
+    # In blocks of rows: one boolean copy of a whole 1 GB array is avoided.
+    for start in range(0, len(array), block):
+        values = array[start:start + block]
+        finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        bad_rows.extend(start + np.flatnonzero(~finite))
+    if bad_rows:
+        row = int(bad_rows[0])
+        values = np.asarray(array[row]).reshape(-1)
+        found = "NaN" if np.isnan(values).any() else "Inf"
+        where = f"{split} split, " if split else ""
+        raise DataError(f"{path}: {where}row {row}: expected finite numbers, "
+                        f"found {found} ({len(bad_rows)} of {len(array)} "
+                        "rows hold NaN or Inf).")
 
 
 def _shape_text(n, per_example_shape):
@@ -235,7 +316,7 @@ def load_split(fold_dir, split, vocab_size=None, num_classes=len(LABEL_NAMES),
     n = None
     for name, (suffix, shape, kind, dtype) in CORE_ARRAYS.items():
         path = os.path.join(fold_dir, f"{split}_{suffix}.npy")
-        arrays[name] = _load_array(path, shape, kind, dtype, n)
+        arrays[name] = _load_array(path, shape, kind, dtype, n, split)
         n = len(arrays[name])
     label_path = os.path.join(fold_dir, f"{split}_label.npy")
     bad = (arrays["label"] < 0) | (arrays["label"] >= num_classes)
@@ -261,7 +342,7 @@ def load_split(fold_dir, split, vocab_size=None, num_classes=len(LABEL_NAMES),
         path = os.path.join(fold_dir, f"{split}_{name}.npy")
         shape = tuple(spec.get("shape", ()))
         dtype = np.dtype(spec["dtype"]) if "dtype" in spec else None
-        split_extras[name] = _load_array(path, shape, "f", dtype, n)
+        split_extras[name] = _load_array(path, shape, "f", dtype, n, split)
     return Split(extras=split_extras, **arrays)
 
 
@@ -286,7 +367,7 @@ def load_fold(fold_dir, splits=SPLITS, load_embedding=True):
                         "with train_/dev_/test_*.npy, dic.pkl, "
                         "W_embedding.npy).")
     manifest = load_manifest(fold_dir)
-    vocabulary = load_vocabulary(os.path.join(fold_dir, VOCAB_NAME))
+    vocabulary = load_fold_vocabulary(fold_dir)
     vocab_size = len(vocabulary)
     embedding = None
     if load_embedding:
@@ -309,7 +390,7 @@ def load_fold(fold_dir, splits=SPLITS, load_embedding=True):
 
 
 def write_fold(fold_dir, splits, vocabulary, embedding, manifest=None,
-               overwrite=False):
+               overwrite=False, vocabulary_json=False):
     """Writes a fold folder atomically (to a temporary folder, then renamed).
 
     Args:
@@ -320,9 +401,14 @@ def write_fold(fold_dir, splits, vocabulary, embedding, manifest=None,
         manifest: dict or None. Written as `manifest.json`; the `extras`
             entry is filled in from the splits' extra arrays.
         overwrite: bool. Replace an existing folder.
+        vocabulary_json: bool. Also write the vocabulary as `dic.json`
+            (readers that trust no pickle can use it).
     """
     with atomic_files.atomic_directory(fold_dir, overwrite) as tmp_dir:
         _write_fold_files(tmp_dir, splits, vocabulary, embedding, manifest)
+        if vocabulary_json:
+            save_vocabulary(vocabulary, os.path.join(tmp_dir,
+                                                     VOCAB_JSON_NAME))
 
 
 def _write_fold_files(tmp_dir, splits, vocabulary, embedding, manifest):

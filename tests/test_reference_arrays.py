@@ -162,3 +162,75 @@ def test_write_refuses_to_overwrite(fold_dir):
     with pytest.raises(FileExistsError):
         reference_arrays.write_fold(fold_dir, {}, {"_PAD_": 0},
                                     np.zeros((1, 2)))
+
+
+class _Payload:
+    """Unpickling runs `marker.touch()`: code execution by data file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_vocabulary_pickle_that_runs_code_is_refused(fold_dir, tmp_path,
+                                                      protocol):
+    marker = tmp_path / "executed"
+    path = os.path.join(fold_dir, "dic.pkl")
+    vocabulary = {f"w{i}": i for i in range(30)}
+    vocabulary["w1"] = _Payload(str(marker))
+    with open(path, "wb") as f:
+        pickle.dump(vocabulary, f, protocol=protocol)
+    with pytest.raises(DataError, match=r"dic.pkl: refused: the pickle asks for "
+                       r"\S+ \(a class or function"):
+        reference_arrays.load_fold(fold_dir)
+    assert not marker.exists()
+
+
+def test_vocabulary_json_written_and_read(tmp_path):
+    splits = {name: helpers.random_split(n, seed=i) for i, (name, n) in
+              enumerate(zip(reference_arrays.SPLITS, (6, 3, 3)))}
+    vocabulary = {"_PAD_": 0, "_UNK_": 1, "café": 2}
+    vocabulary.update({f"w{i}": i for i in range(3, 30)})
+    fold_dir = str(tmp_path / "f")
+    reference_arrays.write_fold(fold_dir, splits, vocabulary,
+                                np.zeros((30, 4)), vocabulary_json=True)
+    path = os.path.join(fold_dir, "dic.json")
+    assert reference_arrays.load_vocabulary(path) == vocabulary
+    os.remove(os.path.join(fold_dir, "dic.pkl"))
+    assert reference_arrays.load_fold(fold_dir).vocabulary == vocabulary
+    reference_arrays.save_vocabulary(dict(vocabulary, extra=30), path)
+    with pytest.raises(DataError, match="embedding.npy: expected 31 rows"):
+        reference_arrays.load_fold(fold_dir)
+    reference_arrays.save_vocabulary({**vocabulary, "_UNK_": 2, "café": 1},
+                                     os.path.join(fold_dir, "dic.pkl"))
+    reference_arrays.save_vocabulary(vocabulary, path)
+    with pytest.raises(DataError, match="dic.json: differs from"):
+        reference_arrays.load_fold(fold_dir)
+
+
+@pytest.mark.parametrize("suffix,value,found", [
+    ("audio_prosody", np.nan, "NaN"), ("audio_mfcc", np.inf, "Inf")])
+def test_non_finite_values_are_refused_with_split_and_row(
+        fold_dir, suffix, value, found):
+    path = os.path.join(fold_dir, f"dev_{suffix}.npy")
+    array = np.load(path)
+    array[5].flat[3] = value
+    array[9].flat[0] = value
+    np.save(path, array)
+    with pytest.raises(DataError, match=rf"dev_{suffix}.npy: dev split, row "
+                       rf"5: expected finite numbers, found {found} \(2 of "):
+        reference_arrays.load_fold(fold_dir)
+
+
+def test_non_finite_embedding_is_refused(fold_dir):
+    path = os.path.join(fold_dir, "W_embedding.npy")
+    array = np.load(path)
+    array[7, 1] = -np.inf
+    np.save(path, array)
+    with pytest.raises(DataError, match="W_embedding.npy: row 7: expected "
+                       "finite numbers, found Inf"):
+        reference_arrays.load_fold(fold_dir)
