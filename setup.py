@@ -27,7 +27,9 @@ setuptools.setup(
         "tensorboard>=2.16",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # pytest-xdist: the suite runs on both cores (-n 2); most of its
+        # time is single-threaded tracing and subprocess start-up.
+        "test": ["pytest>=7", "pytest-xdist>=3.5"],
         # Exact openSMILE features as in the original (optional).
         "opensmile": ["opensmile>=2.5"],
     },

@@ -136,6 +136,7 @@ def _table_rows(stdout):
             if line.startswith("| ") and not line.startswith("| model")}
 
 
+@pytest.mark.slow
 def test_reference_script_all_rows_and_ensemble(fold_dir, tmp_path):
     # A random fold stores no waveforms: the wav2vec2 rows are skipped and
     # CNN_SPEC reads MFCC; the ensemble row combines the two runs before it.

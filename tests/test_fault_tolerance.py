@@ -140,6 +140,7 @@ def _launch_workers(fold_dir, run_dir, tmp_path, tag, steps):
     return processes
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="process groups, ports")
 def test_multi_worker_dead_worker_fails_the_other_then_restart_resumes(
         fold_dir, tmp_path):

@@ -204,6 +204,7 @@ def test_export_round_trip(name, tmp_path):
 FRAMES = 100  # clip the demo's utterances to 1 s, as tests/test_training.py
 
 
+@pytest.mark.slow
 def test_short_training_runs_beat_chance(demo_fold, tmp_path):
     accuracies = {}
     for name in NAMES:

@@ -316,6 +316,7 @@ def test_several_encoder_layers_get_the_encoder_rate(wav2vec2_dir, bert_dir):
         optimizers.encoder_head_optimizer_fn(1e-5, [])
 
 
+@pytest.mark.slow
 def test_train_py_with_wav2vec2_bert_and_mocap(wav2vec2_dir, bert_dir,
                                                waveform_fold, tmp_path):
     run_dir = str(tmp_path / "run")

@@ -354,6 +354,7 @@ def test_build_arrays_store_waveforms(tmp_path):
                                  waveform_max_seconds=1.0).validate()
 
 
+@pytest.mark.slow
 def test_train_py_end_to_end(standin_dir, demo_fold_dir, tmp_path):
     result_file = str(tmp_path / "TEST_run_result.txt")
     run_dir = str(tmp_path / "run")
