@@ -235,6 +235,8 @@ class PocketSphinxRecognizer(Recognizer):
 
     def transcribe(self, waveform):
         decoder = self._get_decoder()
+        if len(waveform) == 0:
+            return ""  # pocketsphinx fails on an empty buffer.
         pcm = np.clip(np.round(np.asarray(waveform, np.float64) * 32768.0),
                       -32768, 32767).astype("<i2")
         # Without this the cepstral-mean estimate of the previous clip is
@@ -267,14 +269,15 @@ class CtcRecognizer(Recognizer):
         if unknown:
             raise AsrError(f"--asr={spec!r}: unknown ctc option(s) {unknown};"
                            f" expected {list(self._KNOWN_OPTIONS[1:])}.")
+        self.handle = self.options["handle"]
+        # A missing handle is reported before TensorFlow is imported.
+        self.path = _resolve_handle(self.handle)
         try:
             import tensorflow as tf  # noqa: F401
         except ImportError as error:
             raise AsrError("ASR backend 'ctc' needs TensorFlow "
                            f"({error}); install it with: "
                            f"{INSTALL_HINT['ctc']}.") from error
-        self.handle = self.options["handle"]
-        self.path = _resolve_handle(self.handle)
         self.blank = int(self.options.get("blank", 0))
         self.delimiter = self.options.get("delimiter", "|")
         self.normalize = self.options.get("normalize", "1") not in (
