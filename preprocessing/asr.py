@@ -285,6 +285,15 @@ class CtcRecognizer(Recognizer):
         self.signature_name = self.options.get("signature",
                                                "serving_default")
         self.vocabulary, self._vocabulary_source = self._read_vocabulary()
+        # Absolute paths in the spec: it is recorded in fold manifests and
+        # exports, and read back from other working directories.
+        if not _is_url(self.handle):
+            self.handle = self.path
+        if "vocabulary" in self.options:
+            self.options["vocabulary"] = self._vocabulary_source
+        self.spec = "ctc:" + ",".join(
+            [self.handle] + [f"{key}={value}" for key, value in
+                             self.options.items() if key != "handle"])
         self._model = None
         self._parameters = None
 
@@ -301,6 +310,7 @@ class CtcRecognizer(Recognizer):
         if not os.path.isfile(path):
             raise AsrError(f"--asr={self.spec!r}: vocabulary file {path!r} "
                            "does not exist.")
+        path = os.path.abspath(path)
         try:
             if path.endswith(".json"):
                 with open(path, encoding="utf-8") as f:
@@ -460,10 +470,14 @@ def _tree_digest(folder):
     return digest.hexdigest()
 
 
+def _is_url(handle):
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", handle)) and not (
+        handle.startswith("file://"))
+
+
 def _resolve_handle(handle):
     """A CTC handle (directory or TF-Hub URL) → a SavedModel directory."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", handle) and not (
-            handle.startswith("file://")):
+    if _is_url(handle):
         try:
             import tensorflow_hub as hub
         except ImportError as error:

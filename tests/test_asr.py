@@ -150,6 +150,25 @@ def test_cache_second_run_decodes_nothing(tmp_path):
     assert other.calls == 4
 
 
+class ProcessCountingRecognizer(CountingRecognizer):
+    """The same texts, decoded in worker processes."""
+
+    parallel_in_processes = True
+
+
+def test_parallel_decoding_keeps_input_order(tmp_path):
+    rng = np.random.default_rng(2)
+    clips = [rng.uniform(-0.5, 0.5, n).astype(np.float32)
+             for n in (4000, 800, 2400, 1600, 3200)]
+    serial = asr.transcribe_many(CountingRecognizer(), clips,
+                                 progress=False)
+    parallel_recognizer = ProcessCountingRecognizer()
+    parallel = asr.transcribe_many(parallel_recognizer, clips,
+                                   num_workers=2, progress=False)
+    assert [t.text for t in parallel] == [t.text for t in serial]
+    assert parallel_recognizer.calls == 0  # The workers decoded them.
+
+
 def test_error_report_counts_errors_and_empty_transcripts():
     references = ["Hello, world!", "the cat sat", "It's fine.", "okay"]
     hypotheses = ["hello word", "the cat sat down", "", "OKAY"]
@@ -177,6 +196,9 @@ def test_error_report_counts_errors_and_empty_transcripts():
 def test_ctc_standin_is_deterministic_and_chunks_fixed_inputs(ctc_standin):
     recognizer = asr.make_recognizer(f"ctc:{ctc_standin}")
     assert recognizer.vocabulary == list(asr.WAV2VEC2_960H_VOCABULARY)
+    # Recorded specs name absolute paths (exports are used elsewhere).
+    relative = asr.make_recognizer("ctc:" + os.path.relpath(ctc_standin))
+    assert relative.spec == recognizer.spec == f"ctc:{ctc_standin}"
     rng = np.random.default_rng(1)
     clip = rng.uniform(-0.3, 0.3, 20000).astype(np.float32)
     text = recognizer.transcribe(clip)
@@ -403,3 +425,23 @@ def test_models_without_text_never_run_asr(asr_run):
     assert inference.recognizer_for(audio_only, "ctc:/no/such/model") is None
     with pytest.raises(asr.AsrError):
         inference.recognizer_for(assets, "ctc:/no/such/model")
+
+
+def test_gold_vs_asr_table(tmp_path, capsys):
+    from tools import results_table
+
+    for source, wa in (("gold", 0.625), ("asr", 0.5)):
+        os.makedirs(tmp_path / source / "TRE")
+        with open(tmp_path / source / "TRE" / "metrics.json", "w") as f:
+            json.dump({"test": {"wa": wa, "ua": wa - 0.125}}, f)
+    fold = tmp_path / "fold"
+    os.makedirs(fold)
+    report = {"wer": 0.4321, "cer": 0.2, "num_empty": 2}
+    with open(fold / "manifest.json", "w") as f:
+        json.dump({"asr": {"spec": "pocketsphinx", "backend": "pocketsphinx",
+                           "report": {"test": report}}}, f)
+    results_table.asr_table(str(tmp_path), str(fold), ["TRE", "MDRE"])
+    out = capsys.readouterr().out
+    assert "Recogniser: pocketsphinx" in out and "test 0.432 / 0.200" in out
+    assert "| TRE | 0.625 | 0.500 | 0.500 | 0.375 | -0.125 |" in out
+    assert "| MDRE | (failed) |" in out
