@@ -97,10 +97,11 @@ def test_missing_backend_is_one_clear_line(monkeypatch, tmp_path):
 def test_build_arrays_cli_names_a_bad_handle_before_any_work(tmp_path):
     from tests.corpus_fixtures import make_manifest_corpus
 
-    manifest = make_manifest_corpus(str(tmp_path), num=4)
+    manifest = make_manifest_corpus(str(tmp_path), num=8)
     done = subprocess.run(
         [sys.executable, "-m", "preprocessing.build_arrays",
-         "--corpus=manifest", f"--manifest={manifest}",
+         "--corpus=manifest", f"--manifest={manifest}", "--split=speaker",
+         "--num_folds=2",
          f"--output_dir={tmp_path / 'out'}", "--transcripts=asr",
          f"--asr=ctc:{tmp_path / 'no_model'}"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
@@ -405,11 +406,10 @@ def test_predict_without_text_uses_the_recorded_recogniser(asr_run,
     assert recognized["probabilities"] == pytest.approx(
         direct["probabilities"], abs=1e-6)
     # An empty recognised text is fed as no words, not an error.
-    silent = str(tmp_path / "short.wav")
+    silent = str(tmp_path / "silent.wav")
     import soundfile
-    soundfile.write(silent, np.zeros(200), 16000, subtype="PCM_16")
-    empty = predictor.predict_files([(silent, None)],
-                                    asr.make_recognizer(asr_run["spec"]))[0]
+    soundfile.write(silent, np.zeros(1600), 16000, subtype="PCM_16")
+    empty = predictor.predict_files([(silent, None)], CountingRecognizer())[0]
     assert "error" not in empty, empty
     assert empty["transcript"] == "" and empty["tokens"] == []
     assert "the recogniser heard no words" in empty["notes"]
