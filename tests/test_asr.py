@@ -259,7 +259,7 @@ def test_pocketsphinx_on_spoken_words_is_order_independent(tmp_path):
     assert report["wer"] <= 0.75
 
 
-# ---- build_arrays → train.py → predict.py -----------------------------------
+# ---- build_arrays → train.py → predict.py ----------------------------
 
 @pytest.fixture(scope="module")
 def asr_build(tmp_path_factory, ctc_standin):
