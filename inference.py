@@ -31,6 +31,14 @@ e.g. motion-capture features `mocap`) cannot be computed from a wav: such a
 model exports and serves through its SavedModel's `serving_default` (which
 takes that input), but `Predictor` refuses it (`unservable_inputs`).
 
+A text model can also predict from a wav alone: a speech recogniser
+(`preprocessing/asr.py`) transcribes each file that has no transcript. It is
+the one given (`--asr`), else the one recorded in the metadata (`text.asr`:
+backend, spec, parameters, and whether the fold's text ids were ASR or gold
+text) when the run's fold was built with `build_arrays --transcripts=asr` or
+`both`. An empty recognised text is fed as no words (text_length 0), as the
+ASR folds store it.
+
 `Predictor` serves a SavedModel written by `export_run` (nothing else
 needed), or a run folder (its `saved_model/` if that is such an export,
 otherwise the model is rebuilt from the run with the run's fold folder).
@@ -49,6 +57,7 @@ import numpy as np
 
 from models import attribution
 from models import export as export_lib
+from preprocessing import asr
 from preprocessing import audio_features
 from preprocessing import input_pipeline
 from preprocessing import manifest_corpus
@@ -189,6 +198,17 @@ def serving_metadata(config, model, fold_manifest, vocabulary_size):
             "vocabulary_asset": VOCABULARY_ASSET,
             "vocabulary_size": vocabulary_size,
         }
+        recognizer = fold_manifest.get("asr")
+        if isinstance(recognizer, dict) and recognizer.get("spec"):
+            # The recogniser that made the fold's ASR text: predict.py uses
+            # it for files without a transcript.
+            metadata["text"]["asr"] = {
+                "backend": recognizer.get("backend"),
+                "spec": recognizer["spec"],
+                "parameters": recognizer.get("parameters"),
+                "trained_on": fold_manifest.get("text", {}).get(
+                    "transcripts", "gold"),
+            }
     return metadata
 
 
@@ -465,11 +485,12 @@ class ServingAssets:
             info["truncated_tokens"] = len(tokens) - length
         return self.tokens_to_inputs(tokens), info
 
-    def example(self, wav_path, transcript=None):
+    def example(self, wav_path, transcript=None, recognized=False):
         """Model inputs of one utterance, and what was done to get them.
 
         Text-less models ignore the transcript (noted in the info); models
-        without audio do not read the file.
+        without audio do not read the file. A `recognized` (ASR) transcript
+        may be empty: it is fed as no words, as the ASR folds store it.
 
         Returns:
             (dict name → array [1, ...], info dict).
@@ -493,11 +514,17 @@ class ServingAssets:
             info["notes"].append(f"{self.model_name} reads no audio; file "
                                  "not read")
         if self.uses_text:
+            if recognized and not text_features.tokenize(transcript or ""):
+                features.update(self.tokens_to_inputs([]))
+                info.update(tokens=[], unknown_words=[])
+                info["notes"].append("the recogniser heard no words")
+                return features, info
             if transcript is None or not str(transcript).strip():
                 raise InferenceError(
                     f"{wav_path}: no transcript; {self.model_name} reads "
                     "text (give one with --text, --text_file or a "
-                    "--manifest transcript column).")
+                    "--manifest transcript column, or recognise it with "
+                    "--asr=pocketsphinx).")
             text, text_info = self.text_inputs(transcript)
             features.update(text)
             info.update(text_info)
@@ -642,16 +669,20 @@ class Predictor:
         return {key: np.asarray(outputs[key])
                 for key in ("logits", "probabilities", "predicted_label")}
 
-    def predict_file(self, wav_path, transcript=None):
+    def predict_file(self, wav_path, transcript=None, recognized_by=None):
         """Prediction of one utterance as a JSON-able dict.
 
         Any failure specific to this file (unreadable or empty audio, no
         transcript for a text model) is returned as {"file", "error"}
         instead of raised, so that other files still get predicted.
+        `recognized_by` (a recogniser spec) marks an ASR transcript.
         """
         result = {"file": wav_path, "transcript": transcript}
+        if recognized_by:
+            result["transcript_source"] = f"asr {recognized_by}"
         try:
-            features, info = self.assets.example(wav_path, transcript)
+            features, info = self.assets.example(
+                wav_path, transcript, recognized=bool(recognized_by))
             outputs = self.predict_features(features)
         except Exception as error:  # noqa: BLE001 - one file must not
             # stop the others; the message names the file and the cause.
@@ -674,10 +705,52 @@ class Predictor:
             del result["notes"]
         return result
 
-    def predict_files(self, items):
-        """Predicts each (wav_path, transcript or None); one dict per item."""
-        return [self.predict_file(path, transcript)
-                for path, transcript in items]
+    def predict_files(self, items, recognizer=None, num_workers=1,
+                      asr_cache_dir=None):
+        """Predicts each (wav_path, transcript or None); one dict per item.
+
+        With a `recognizer` (`asr.Recognizer`), a text model's files without
+        a transcript are transcribed first (in parallel, cached in
+        `asr_cache_dir` if given); a given transcript always wins. Models
+        without text never run it.
+        """
+        items = list(items)
+        sources = [None] * len(items)
+        missing = [i for i, (_, text) in enumerate(items)
+                   if text is None or not str(text).strip()]
+        if recognizer is not None and self.assets.uses_text and missing:
+            heard = asr.transcribe_many(
+                recognizer, [items[i][0] for i in missing],
+                num_workers=num_workers, progress=len(missing) > 1,
+                cache_dir=asr_cache_dir, on_error="return")
+            for i, result in zip(missing, heard):
+                # An unreadable file keeps no transcript: predict_file
+                # reports its audio error.
+                if isinstance(result, asr.Transcription):
+                    items[i] = (items[i][0], result.text)
+                    sources[i] = recognizer.spec
+        return [self.predict_file(path, transcript, source)
+                for (path, transcript), source in zip(items, sources)]
+
+
+def recognizer_for(assets, spec=None):
+    """The recogniser for a model's files without a transcript.
+
+    Args:
+        assets: `ServingAssets`.
+        spec: str or None. `--asr`; None = the one recorded in the export.
+
+    Returns:
+        `asr.Recognizer`, or None (a model without text, or nothing given
+        or recorded).
+
+    Raises:
+        asr.AsrError: the recogniser is not installed or cannot be loaded.
+    """
+    if not assets.uses_text:
+        return None
+    spec = spec or (assets.metadata["text"].get("asr") or {}).get("spec")
+    return asr.make_recognizer(spec) if spec else None
 
 
 # ---- command-line inputs and outputs ------------------------------------
@@ -755,6 +828,10 @@ def format_table(results, label_names):
         if result.get("unknown_words"):
             notes.append(f"{len(result['unknown_words'])} unknown word(s): "
                          + ", ".join(result["unknown_words"][:5]))
+        if result.get("transcript_source"):
+            heard = result["transcript"] or ""
+            notes.append("heard: " + (repr(heard) if len(heard) <= 60
+                                      else repr(heard[:57] + "...")))
         if result.get("resampled_to"):
             notes.append(f"resampled from {result['sample_rate']} Hz")
         if result.get("frames", 0) > result.get("frames_used", 0):

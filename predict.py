@@ -12,8 +12,12 @@ needed) or a run folder (its `saved_model/`, or the model rebuilt from the
 run and its fold folder). Transcripts come from repeated `--text` (one per
 wav file, in order), `--text_file` (one per line) or a `--manifest` CSV/TSV
 (columns wav_path and transcript; relative paths from the manifest's
-folder). Models without text (ARE) ignore transcripts; text models need
-one per file.
+folder). Models without text (ARE) ignore transcripts; a text model's
+file without one is transcribed by a speech recogniser: `--asr=SPEC`
+(`pocketsphinx`, or `ctc:SAVED_MODEL_DIR`; see preprocessing/asr.py), else
+the one recorded in the export when its fold was built with ASR
+transcripts. The table shows what it heard; `--text` always wins. Models
+without text never run a recogniser.
 
 Prints a table and writes `--output_json`. A file that cannot be used (empty,
 not audio, no transcript for a text model) gets an error line of its own and
@@ -50,6 +54,18 @@ def define_flags():
         "files given as arguments.",
     )
     flags.DEFINE_string(
+        "asr",
+        None,
+        "Speech recogniser for files without a transcript (text models): "
+        "pocketsphinx[:key=value,...] or ctc:SAVED_MODEL_DIR_OR_URL; "
+        "default: the one recorded in the export (ASR-built folds), else "
+        "none.",
+    )
+    flags.DEFINE_string(
+        "asr_cache_dir", None, "Per-utterance transcript cache (default: "
+        "none)."
+    )
+    flags.DEFINE_string(
         "output_json",
         "predictions.json",
         "Where the per-file results go ('' = do not write).",
@@ -83,16 +99,22 @@ def gather_items(wav_paths, texts=(), text_file=None, manifest=None):
     return items
 
 
-def predict(model_dir, items, output_json=None):
+def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None):
     """Predicts every item; returns (results, label names).
 
-    Writes `output_json` (atomically) when given.
+    Files without a transcript are transcribed by `asr` (a recogniser spec)
+    or the export's recorded recogniser, for text models. Writes
+    `output_json` (atomically) when given.
     """
     import inference
     from models import run_files
 
     predictor = inference.Predictor.load(model_dir)
-    results = predictor.predict_files(items)
+    recognizer = None
+    if any(text is None or not str(text).strip() for _, text in items):
+        recognizer = inference.recognizer_for(predictor.assets, asr)
+    results = predictor.predict_files(items, recognizer,
+                                      asr_cache_dir=asr_cache_dir)
     if output_json:
         run_files.write_json(output_json, {
             "model_dir": os.path.abspath(model_dir),
@@ -107,7 +129,7 @@ def predict(model_dir, items, output_json=None):
 
 
 def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
-        output_json=None, log=print):
+        output_json=None, log=print, asr=None, asr_cache_dir=None):
     """predict.py without flags: predicts, prints the table and a summary.
 
     Returns:
@@ -117,7 +139,8 @@ def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
     import inference
 
     items = gather_items(wav_paths, texts, text_file, manifest)
-    results, label_names = predict(model_dir, items, output_json)
+    results, label_names = predict(model_dir, items, output_json, asr,
+                                   asr_cache_dir)
     log(inference.format_table(results, label_names))
     failed = sum("error" in r for r in results)
     summary = f"{len(results) - failed} of {len(results)} file(s) predicted"
@@ -134,9 +157,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         return run(values.model_dir, argv[1:], values.text,
-                   values.text_file, values.manifest, values.output_json)
+                   values.text_file, values.manifest, values.output_json,
+                   asr=values.asr, asr_cache_dir=values.asr_cache_dir)
     except (FileNotFoundError, inference.InferenceError,
-            inference.reference_arrays.DataError) as error:
+            inference.reference_arrays.DataError,
+            inference.asr.AsrError) as error:
         # The model (or a transcript/manifest file) is unusable: nothing
         # to predict with, so no table.
         print(f"predict.py: {error}", file=sys.stderr)

@@ -25,6 +25,14 @@ setuptools.setup(
         # Plots (confusion matrix); librosa already pulls it in indirectly.
         "matplotlib>=3.7",
         "tensorboard>=2.16",
+        # Speech recognition for ASR-transcript folds and for predicting a
+        # text model from a wav alone: ships an English model (~38 MB,
+        # nothing next to TensorFlow) and decodes offline, so the default
+        # install transcribes without any download.
+        "pocketsphinx>=5.0,<6",
+        # WER/CER and word alignments of ASR against gold text (a
+        # maintained library, not a hand-written edit distance).
+        "jiwer>=3.0",
     ],
     extras_require={
         # pytest-xdist: the suite runs on both cores (-n 2); most of its

@@ -630,10 +630,11 @@ def _extract_item(item, return_errors, backend):
 
 
 class _Progress:
-    """A `features: done/total (pct, elapsed)` line on stderr, throttled."""
+    """A `<label>: done/total (pct, elapsed)` line on stderr, throttled."""
 
-    def __init__(self, total, enabled, interval=0.25):
+    def __init__(self, total, enabled, interval=0.25, label="features"):
         self.total = total
+        self.label = label
         self.enabled = enabled
         # A terminal gets one line rewritten in place; a log file gets a
         # new line every few seconds instead of hundreds of updates.
@@ -649,7 +650,7 @@ class _Progress:
         if done < self.total and now - self.last < self.interval:
             return
         self.last = now
-        sys.stderr.write(f"{chr(13) if self.tty else ''}features: "
+        sys.stderr.write(f"{chr(13) if self.tty else ''}{self.label}: "
                          f"{done}/{self.total} "
                          f"({100.0 * done / max(self.total, 1):.0f}%, "
                          f"{now - self.start:.1f} s)")

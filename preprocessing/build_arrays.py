@@ -31,6 +31,19 @@ the demo corpus does: per split `{split}_waveform.npy` (int16 16 kHz PCM
 in the fold's `manifest.json`. `--waveform_max_seconds` crops longer
 utterances (keeping their start) to bound the padded size, e.g. 15.375 s =
 the 246,000 samples the public TF-Hub wav2vec2 reads anyway.
+
+`--transcripts=asr` puts what a speech recogniser (`--asr`, default
+pocketsphinx; see `preprocessing/asr.py`) hears in place of the gold
+transcripts: same tokeniser, vocabulary policy and embedding, so `train.py`
+trains on the fold unchanged. `--transcripts=both` keeps the gold text and
+stores the recognised text's ids (gold vocabulary, unknown words `_UNK_`) as
+the extra `asr_text_ids` (int32 [n, 128]). Either way the fold manifest's
+`asr` entry records the recogniser (backend, spec, parameters), the
+recognised text per split, WER/CER against the gold text per split with the
+most frequent substitutions (`asr.error_report`), the number of empty
+transcripts and the decoding speed. Transcripts are cached per utterance in
+`--asr_cache_dir` (default `<output_dir>/asr_cache`), so a rebuild decodes
+only new audio.
 """
 
 import dataclasses
@@ -43,6 +56,7 @@ import tempfile
 
 import numpy as np
 
+from preprocessing import asr
 from preprocessing import audio_features
 from preprocessing import glove
 from preprocessing import iemocap
@@ -55,13 +69,16 @@ from preprocessing import text_features
 BUILD_VERSION = 1
 CORPORA = ("iemocap", "manifest")
 VOCABULARY_POLICIES = ("train", "all")
+TRANSCRIPT_SOURCES = ("gold", "asr", "both")
+ASR_EXTRA = "asr_text_ids"
 MAX_LISTED_PROBLEMS = 1000
 ORIGINAL_IEMOCAP_SIZE = 5531
 # Options added after the first release are hashed only when they differ
 # from these defaults, so builds made before them stay up to date.
 _LATER_OPTION_DEFAULTS = {"store_waveforms": False,
                           "waveform_max_seconds": None,
-                          "vocabulary_json": False}
+                          "vocabulary_json": False,
+                          "transcripts": "gold", "asr": asr.DEFAULT_SPEC}
 # int16 PCM full scale: a 16-bit file read as float (x / 32768) is stored
 # back exactly.
 PCM16_SCALE = 32768
@@ -104,6 +121,11 @@ class BuildConfig:
             many seconds (None: whole utterances).
         vocabulary_json: bool. Also write each fold's vocabulary as
             `dic.json` (JSON cannot run code when read; a pickle can).
+        transcripts: `"gold"`, `"asr"` (recognised text instead of gold) or
+            `"both"` (gold text + the extra `asr_text_ids`).
+        asr: str. Recogniser spec (`asr.parse_spec`), used unless gold.
+        asr_cache_dir: str or None. Transcript cache (None:
+            `<output_dir>/asr_cache`).
     """
 
     corpus: str
@@ -134,6 +156,9 @@ class BuildConfig:
     store_waveforms: bool = False
     waveform_max_seconds: float = None
     vocabulary_json: bool = False
+    transcripts: str = "gold"
+    asr: str = asr.DEFAULT_SPEC
+    asr_cache_dir: str = None
 
     def validate(self):
         """Raises ValueError for inconsistent settings."""
@@ -166,6 +191,9 @@ class BuildConfig:
             if value is not None and not value >= 1:
                 raise ValueError(f"{name}={value}: expected an integer >= "
                                  "1.")
+        if self.transcripts not in TRANSCRIPT_SOURCES:
+            raise ValueError(f"transcripts={self.transcripts!r}: expected "
+                             f"one of {TRANSCRIPT_SOURCES}.")
         if self.waveform_max_seconds is not None:
             if not self.store_waveforms:
                 raise ValueError("waveform_max_seconds needs "
@@ -176,7 +204,10 @@ class BuildConfig:
 
     def hashed_parameters(self):
         """The settings that change the output (not workers/progress/force)."""
-        skip = {"output_dir", "num_workers", "force", "progress"}
+        skip = {"output_dir", "num_workers", "force", "progress",
+                "asr_cache_dir"}
+        if self.transcripts == "gold":
+            skip.add("asr")  # Unused.
         return {k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in dataclasses.asdict(self).items()
                 if k not in skip and not (
@@ -250,13 +281,16 @@ def _file_stamp(path):
     return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
-def build_hash(config, corpus):
-    """sha256 of the parameters, code version and every input file's stamp."""
+def build_hash(config, corpus, recognizer=None):
+    """sha256 of the parameters, code version and every input file's stamp
+    (and the recogniser's parameters, for ASR transcripts)."""
     digest = hashlib.sha256()
     header = {"version": BUILD_VERSION,
               "features": _feature_info(config),
               "parameters": config.hashed_parameters(),
               "problems": corpus.problems}
+    if recognizer is not None:
+        header["asr"] = recognizer.describe()
     for path in (config.glove, config.vocabulary_file):
         if path:
             header[path] = _file_stamp(path) if os.path.exists(path) else None
@@ -355,7 +389,11 @@ def build(config, log=None):
     # (long) feature extraction; they are checked again on the examples
     # whose audio turns out readable.
     _make_folds(config, corpus.examples, corpus.source)
-    digest = build_hash(config, corpus)
+    # Before any work: a recogniser that is not installed or cannot be
+    # found fails here (AsrError, one line).
+    recognizer = (asr.make_recognizer(config.asr)
+                  if config.transcripts != "gold" else None)
+    digest = build_hash(config, corpus, recognizer)
     summary_path = os.path.join(config.output_dir,
                                 reference_arrays.MANIFEST_NAME)
     if not config.force and is_up_to_date(config.output_dir, digest):
@@ -391,7 +429,7 @@ def build(config, log=None):
     prosody = np.stack([f[1] for f in kept_features]).astype(np.float32)
     del kept_features, features
     labels = np.array([e.label for e in examples], dtype=np.int32)
-    tokens = [text_features.tokenize(e.transcript) for e in examples]
+    gold_tokens = [text_features.tokenize(e.transcript) for e in examples]
     waveforms = (read_waveforms(examples, config.waveform_max_seconds, log)
                  if config.store_waveforms else None)
 
@@ -401,6 +439,12 @@ def build(config, log=None):
             f"over {ORIGINAL_IEMOCAP_SIZE} utterances; with "
             f"{len(examples)} the same algorithm gives different folds.")
     folds, policy = _make_folds(config, examples, corpus.source)
+    recognized = (_recognize(config, recognizer, examples, log)
+                  if recognizer is not None else None)
+    # The tokens the fold's text ids and vocabulary come from.
+    tokens = gold_tokens
+    if config.transcripts == "asr":
+        tokens = [text_features.tokenize(t) for t in recognized["texts"]]
 
     vectors, glove_dim, glove_lines = {}, config.embedding_dim, None
     if config.glove:
@@ -430,6 +474,7 @@ def build(config, log=None):
         "min_count": config.min_count,
         "num_truncated": int(sum(len(t) > reference_arrays.TEXT_LENGTH
                                  for t in tokens)),
+        "transcripts": config.transcripts,
     }
     summary = {
         "created_by": "preprocessing.build_arrays",
@@ -446,6 +491,12 @@ def build(config, log=None):
         "skipped_rows": problems[:MAX_LISTED_PROBLEMS],
         "folds": {},
     }
+    if recognized is not None:
+        summary["asr"] = {**recognized["info"], "report": asr.error_report(
+            [e.transcript for e in examples], recognized["texts"],
+            [e.id for e in examples])}
+        log(f"[build_arrays] ASR ({config.asr}) on all {len(examples)} "
+            f"utterances: {asr.format_report(summary['asr']['report'])}")
     os.makedirs(config.output_dir, exist_ok=True)
     for name, rows in folds:
         vocabulary = _vocabulary_for(config, tokens, rows["train"],
@@ -466,6 +517,16 @@ def build(config, log=None):
                 matrix, lengths = waveform_matrix(waveforms, index)
                 fold_splits[split_name].extras.update(
                     waveform=matrix, waveform_length=lengths)
+        asr_info = None
+        if recognized is not None:
+            asr_info = _fold_asr_info(config, recognized, examples, rows,
+                                      vocabulary)
+            if config.transcripts == "both":
+                asr_ids = text_features.encode(
+                    [text_features.tokenize(t) for t in recognized["texts"]],
+                    vocabulary, reference_arrays.TEXT_LENGTH)
+                for split_name, index in rows.items():
+                    fold_splits[split_name].extras[ASR_EXTRA] = asr_ids[index]
         counts = {split_name: _class_counts(labels[index],
                                             config.label_names)
                   for split_name, index in rows.items()}
@@ -482,6 +543,7 @@ def build(config, log=None):
             "embedding": report,
             **({"waveforms": _waveform_info(config)}
                if waveforms is not None else {}),
+            **({"asr": asr_info} if asr_info is not None else {}),
             "counts": counts,
             "sizes": {k: int(len(v)) for k, v in rows.items()},
             "split_ids": {k: [examples[i].id for i in v]
@@ -500,9 +562,15 @@ def build(config, log=None):
             "vocabulary_size": len(vocabulary),
             "embedding_coverage": report["coverage"],
             "embedding": report["message"]}
+        if asr_info is not None:
+            summary["folds"][name]["asr_wer"] = {
+                k: v["wer"] for k, v in asr_info["report"].items()}
         log(f"[build_arrays] wrote {fold_dir}: " + ", ".join(
             f"{k} {len(v)}" for k, v in rows.items())
-            + f"; vocabulary {len(vocabulary)}; {report['message']}")
+            + f"; vocabulary {len(vocabulary)}; {report['message']}"
+            + ("" if asr_info is None else "; ASR WER " + ", ".join(
+                f"{k} {_rate(v['wer'])}"
+                for k, v in asr_info["report"].items())))
     _remove_stale_folds(config.output_dir, summary["folds"], log)
     _atomic_write_text(summary_path,
                        json.dumps(summary, indent=2, sort_keys=True))
@@ -535,6 +603,51 @@ def _make_folds(config, examples, source):
                     f"{config.split}); use a larger corpus or another "
                     "--split.")
     return folds, policy
+
+
+def _recognize(config, recognizer, examples, log):
+    """Recognised text of every example (cached), and what made it."""
+    cache_dir = config.asr_cache_dir or os.path.join(config.output_dir,
+                                                     "asr_cache")
+    log(f"[build_arrays] recognising {len(examples)} utterances with "
+        f"{config.asr} ({config.num_workers} workers; cache {cache_dir})")
+    results = asr.transcribe_many(
+        recognizer, [e.wav_path for e in examples],
+        num_workers=config.num_workers, progress=config.progress,
+        cache_dir=cache_dir)
+    speed = asr.speed(results)
+    log(f"[build_arrays] ASR: {speed['decoded']} decoded, "
+        f"{speed['cache_hits']} from the cache"
+        + (f", {speed['seconds_per_clip']} s per clip (real-time factor "
+           f"{speed['real_time_factor']})" if speed["decoded"] else ""))
+    return {"texts": [r.text for r in results],
+            "info": {**recognizer.describe(), "speed": speed}}
+
+
+def _fold_asr_info(config, recognized, examples, rows, vocabulary):
+    """The fold manifest's `asr` entry (see the module docstring)."""
+    texts = recognized["texts"]
+    info = {**recognized["info"],
+            "used_as": ("text_ids (in place of the gold transcripts)"
+                        if config.transcripts == "asr" else
+                        f"extra {ASR_EXTRA} (gold vocabulary); text_ids "
+                        "are the gold transcripts"),
+            "report": {}, "transcripts": {}}
+    for split_name, index in rows.items():
+        info["report"][split_name] = asr.error_report(
+            [examples[i].transcript for i in index],
+            [texts[i] for i in index], [examples[i].id for i in index])
+        info["transcripts"][split_name] = [texts[i] for i in index]
+    if config.transcripts == "both":
+        info["unknown_tokens"] = {
+            split_name: int(sum(t not in vocabulary for i in index
+                                for t in text_features.tokenize(texts[i])))
+            for split_name, index in rows.items()}
+    return info
+
+
+def _rate(value):
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _feature_info(config):
@@ -639,6 +752,17 @@ def _define_flags():
                        "--store_waveforms: crop longer utterances to this "
                        "many seconds (e.g. 15.375 = the public TF-Hub "
                        "wav2vec2's input).")
+    flags.DEFINE_enum("transcripts", "gold", list(TRANSCRIPT_SOURCES),
+                      "gold = the corpus transcripts; asr = what --asr "
+                      "recognises, in their place; both = gold text_ids + "
+                      f"the recognised text's ids as the extra {ASR_EXTRA}.")
+    flags.DEFINE_string("asr", asr.DEFAULT_SPEC,
+                        "Speech recogniser for --transcripts=asr|both: "
+                        "pocketsphinx[:key=value,...] (offline English) or "
+                        "ctc:SAVED_MODEL_DIR_OR_URL[,vocabulary=...] "
+                        "(wav2vec2-CTC style).")
+    flags.DEFINE_string("asr_cache_dir", None, "Per-utterance transcript "
+                        "cache (default <output_dir>/asr_cache).")
     flags.mark_flags_as_required(["corpus", "output_dir"])
     return flags.FLAGS
 
@@ -672,7 +796,9 @@ def config_from_flags(flag_values):
         progress=flag_values.progress,
         store_waveforms=flag_values.store_waveforms,
         waveform_max_seconds=flag_values.waveform_max_seconds,
-        vocabulary_json=flag_values.vocabulary_json)
+        vocabulary_json=flag_values.vocabulary_json,
+        transcripts=flag_values.transcripts, asr=flag_values.asr,
+        asr_cache_dir=flag_values.asr_cache_dir)
 
 
 def main(argv):
@@ -680,7 +806,7 @@ def main(argv):
     from absl import app, flags
     try:
         summary = build(config_from_flags(flags.FLAGS))
-    except reference_arrays.DataError:
+    except (reference_arrays.DataError, asr.AsrError):
         raise
     except ValueError as error:  # Inconsistent flags or split parameters.
         raise app.UsageError(str(error)) from error
@@ -692,4 +818,4 @@ def main(argv):
 if __name__ == "__main__":
     from preprocessing import cli
     _define_flags()
-    cli.run(main, "build_arrays")
+    cli.run(main, "build_arrays", user_errors=(asr.AsrError,))

@@ -9,6 +9,15 @@ Example:
     python tools/make_wav2vec2_standin.py --output_dir=/tmp/w2v2_standin
     python tools/make_wav2vec2_standin.py --output_dir=/tmp/w2v2_fixed \
         --fixed_input_length=246000
+    python tools/make_wav2vec2_standin.py --ctc --output_dir=/tmp/w2v2_ctc
+
+`--ctc` writes a wav2vec2-CTC stand-in instead (`build_ctc_standin`): the
+same network plus a linear head to logits over wav2vec2-base-960h's 32
+characters, for the `ctc` speech recogniser (`preprocessing/asr.py`).
+Its signature `serving_default` maps {"waveform": [B, S] float32} to
+{"logits": [B, F, 32] float32}; `assets/vocab.json` holds {token: id}.
+Greedy decoding of its random logits gives random letters: it tests the
+recogniser's path, not recognition.
 
 Architecture (wav2vec2-base in miniature):
     waveform [B, S] → 7 bias-free Conv1D layers (kernels 10,3,3,3,3,2,2,
@@ -377,6 +386,67 @@ def build_standin(output_dir, fixed_input_length=None, hidden=32, layers=2,
     return output_dir
 
 
+def build_ctc_standin(output_dir, fixed_input_length=None, hidden=16,
+                      layers=1, heads=2, conv_channels=8, seed=0,
+                      overwrite=False):
+    """Writes a random-weight wav2vec2-CTC SavedModel (see the module doc).
+
+    Args:
+        output_dir: str. Directory to create (must not exist unless
+            `overwrite`).
+        fixed_input_length: int or None. Exact samples per example, or any.
+        hidden, layers, heads, conv_channels: the encoder's sizes.
+        seed: int. Seed of the random weights.
+        overwrite: bool. Replace an existing `output_dir`.
+
+    Returns:
+        str, `output_dir`.
+    """
+    # The recogniser's default vocabulary (tools may import the toolkit).
+    from preprocessing import asr
+
+    vocabulary = list(asr.WAV2VEC2_960H_VOCABULARY)
+    if os.path.exists(output_dir):
+        if not overwrite:
+            raise ValueError(f"output_dir {output_dir!r} already exists; "
+                             "pass overwrite=True (--overwrite) to replace it.")
+        shutil.rmtree(output_dir)
+    network = Wav2Vec2StandIn(
+            hidden=hidden, layers=layers, heads=heads,
+            conv_channels=conv_channels, ffn_dim=2 * hidden,
+            pos_conv_kernel=8, conv_kernel_sizes=CONV_KERNEL_SIZES,
+            conv_strides=CONV_STRIDES, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    # Large enough that the argmax changes from frame to frame (random
+    # letters and word gaps rather than one repeated token).
+    head_kernel = tf.Variable(rng.normal(0.0, 2.0, (hidden, len(vocabulary)))
+                              .astype(np.float32), name="lm_head/kernel")
+    head_bias = tf.Variable(np.zeros(len(vocabulary), np.float32),
+                            name="lm_head/bias")
+    waveform_spec = tf.TensorSpec([None, fixed_input_length], tf.float32,
+                                  name="waveform")
+
+    @tf.function(input_signature=[waveform_spec])
+    def serve(waveform):
+        return {"logits": network.forward(waveform) @ head_kernel + head_bias}
+
+    root = tf.train.Checkpoint()
+    root.network = network
+    root.head = [head_kernel, head_bias]
+    root.serve = serve
+    tf.saved_model.save(root, output_dir,
+                        signatures={"serving_default": serve})
+    os.makedirs(os.path.join(output_dir, "assets"), exist_ok=True)
+    with open(os.path.join(output_dir, "assets", "vocab.json"), "w") as f:
+        json.dump({token: i for i, token in enumerate(vocabulary)}, f)
+    with open(os.path.join(output_dir, "standin.json"), "w") as f:
+        json.dump({"stand_in": True, "pretrained": False, "ctc": True,
+                   "fixed_input_length": fixed_input_length,
+                   "hidden": hidden, "layers": layers, "seed": seed,
+                   "vocabulary_size": len(vocabulary)}, f, indent=2)
+    return output_dir
+
+
 _OUTPUT_DIR = flags.DEFINE_string(
         "output_dir", None, "Directory to write the stand-in SavedModel to.")
 _FIXED_INPUT_LENGTH = flags.DEFINE_integer(
@@ -394,10 +464,20 @@ _WITH_ATTENTION_MASK = flags.DEFINE_boolean(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random weights.")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False,
                                   "Replace an existing output_dir.")
+_CTC = flags.DEFINE_boolean(
+        "ctc", False, "Write a wav2vec2-CTC stand-in (logits over 32 "
+        "characters) for the ctc speech recogniser instead.")
 
 
 def main(argv):
     del argv
+    if _CTC.value:
+        path = build_ctc_standin(
+                _OUTPUT_DIR.value,
+                fixed_input_length=_FIXED_INPUT_LENGTH.value,
+                seed=_SEED.value, overwrite=_OVERWRITE.value)
+        print(f"Wrote the wav2vec2-CTC stand-in (random weights) to {path}")
+        return
     path = build_standin(
             _OUTPUT_DIR.value, fixed_input_length=_FIXED_INPUT_LENGTH.value,
             hidden=_HIDDEN.value, layers=_LAYERS.value, heads=_HEADS.value,
