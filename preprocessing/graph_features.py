@@ -161,3 +161,163 @@ def mfcc_e_d_a(waveform: tf.Tensor, waveform_length: tf.Tensor,
     real = tf.range(width)[None, :] < kept[:, None]
     features = tf.where(real[..., None], features, tf.zeros_like(features))
     return features, kept
+
+
+# ------------------------------------------------------------ tokeniser ---
+# NLTKWordTokenizer's substitutions (nltk/tokenize/destructive.py), in its
+# order, rewritten for RE2 (tf.strings.regex_replace): RE2 has no
+# lookaround, and its \w, \d, \s and \b are ASCII only while NLTK's are
+# Unicode, so those are spelled out as Unicode classes and each lookaround
+# becomes a match of the neighbouring character that is written back.
+# A word character of the `regex` module NLTK compiles most rules with
+# (Alphabetic, Mark, Nd, Pc, Join_Control; so "²" is not one, unlike re).
+_WORD = r"[\pL\p{Nl}\pM\p{Nd}\p{Pc}\x{200C}\x{200D}]"
+_NOT_WORD = r"[^\pL\p{Nl}\pM\p{Nd}\p{Pc}\x{200C}\x{200D}]"
+# The `re` module's \w (str.isalnum or "_"): CONTRACTIONS2/3 use plain re.
+_RE_WORD = r"[\pL\pN_]"
+_RE_NOT_WORD = r"[^\pL\pN_]"
+# Unicode White_Space (the `regex` module's \s); str.split() also splits at
+# \x1c-\x1f.
+_SPACE = r"[\t\n\x{0B}\f\r\x{85}\pZ]"
+_SPLIT_SPACE = r"[\t\n\x{0B}\f\r\x{1C}-\x{1F}\x{85}\pZ]+"
+# A private-use character marking apostrophes while a lookahead is emulated.
+_MARK = "\uE000"
+_CLOSING = "\\]\\)}>\"'\u00bb\u201d\u2019 "
+
+_STARTING_QUOTES = (
+    ("([\u00ab\u201c\u2018\u201e]|[`]+)", r" \1 "),
+    (r'^"', "``"),
+    ("(``)", r" \1 "),
+    (r"([ \(\[{<])(\"|'{2})", r"\1 `` "),
+    # (?i)(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w) -> "\1 ": mark every
+    # apostrophe after a non-word character and before a word character,
+    # unmark those before exactly re/ve/ll/m/t/s/d/n, then space the marks.
+    # (The consumed characters around a match are never an apostrophe that
+    # another match needs.)
+    (f"(^|{_NOT_WORD})'({_WORD})", "\\1'" + _MARK + r"\2"),
+    (f"'{_MARK}((?i:re|ve|ll|m|t|s|d|n))($|{_NOT_WORD})", r"'\1\2"),
+    (_MARK, " "),
+)
+_PUNCTUATION = (
+    # ([^\.])(\.)([\]\)}>"'»”’ ]*+)\s*$: possessive *+ = greedy * here.
+    (f"([^\\.])(\\.)([{_CLOSING}]*){_SPACE}*$", r"\1 \2 \3 "),
+    (r"([:,])([^\p{Nd}])", r" \1 \2"),
+    # Python's $ also matches before a final newline.
+    ("([:,])(\n?)$", r" \1 \2"),
+    (r"\.{2,}", r" \0 "),
+    (r"[;@#$%&]", r" \0 "),
+    ("[\u2012-\u2015]", r" \0 "),
+    (f"([^\\.])(\\.)([\\]\\)}}>\"']*){_SPACE}*$", r"\1 \2\3 "),
+    (r"[?!]", r" \0 "),
+    (r"([^'])' ", r"\1 ' "),
+    (r"[*]", r" \0 "),
+    (r"[\]\[\(\)\{\}\<\>]", r" \0 "),
+    (r"--", r" -- "),
+)
+_ENDING_QUOTES = (
+    ("([\u00bb\u201d\u2019])", r" \1 "),
+    (r"''", " '' "),
+    (r'"', " '' "),
+    (f"{_SPACE}+", " "),
+    (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),
+    (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
+)
+# MacIntyre's contractions, \b written out: the character after a match is
+# consumed, so a second pass catches a match that shares it with the one
+# before ("cannot cannot").
+_CONTRACTIONS = tuple(
+    (f"(?i)(^|{_RE_NOT_WORD})({first})({second})($|{_RE_NOT_WORD})",
+     r"\1 \2 \3 \4")
+    for first, second in (("can", "not"), ("d", "'ye"), ("gim", "me"),
+                          ("gon", "na"), ("got", "ta"), ("lem", "me"),
+                          ("more", "'n"))
+) + (
+    (f"(?i)(^|{_RE_NOT_WORD})(wan)(na)({_SPLIT_SPACE[:-1]})",
+     r"\1 \2 \3 \4"),
+    (f"(?i) ('t)(is)($|{_RE_NOT_WORD})", r" \1 \2 \3"),
+    (f"(?i) ('t)(was)($|{_RE_NOT_WORD})", r" \1 \2 \3"),
+)
+
+
+def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
+    """Lowercased NLTK word tokens, as `text_features.tokenize` per string.
+
+    Reproduces NLTKWordTokenizer (the Treebank-style rules of
+    `nltk.word_tokenize`) with tf.strings: quotes, punctuation, brackets,
+    double dashes, clitics ('s, 'm, 'd, 'll, 're, 've, n't) and MacIntyre's
+    contractions (cannot, gonna, ...), then a split at Unicode whitespace
+    and Unicode lowercasing. Not reproduced: Python's full case mapping of
+    a few characters whose lowercase is longer (e.g. "İ"), where TensorFlow
+    maps one character to one.
+
+    Args:
+        text: string [B], UTF-8.
+
+    Returns:
+        string RaggedTensor [B, (tokens)].
+    """
+    text = tf.convert_to_tensor(text, tf.string)
+    for pattern, rewrite in _STARTING_QUOTES + _PUNCTUATION:
+        text = tf.strings.regex_replace(text, pattern, rewrite)
+    text = tf.strings.join([" ", text, " "])
+    for pattern, rewrite in _ENDING_QUOTES:
+        text = tf.strings.regex_replace(text, pattern, rewrite)
+    for pattern, rewrite in _CONTRACTIONS:
+        for _ in range(2):
+            text = tf.strings.regex_replace(text, pattern, rewrite)
+    text = tf.strings.regex_replace(text, _SPLIT_SPACE, " ")
+    tokens = tf.strings.split(tf.strings.strip(text), sep=" ")
+    # strip() leaves "" for an empty text, which split() keeps as a token.
+    tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+    return tf.strings.lower(tokens, encoding="utf-8")
+
+
+class TextVectorizer(tf.Module):
+    """Transcripts → token ids, as `text_features.encode(tokenize(t))`.
+
+    The vocabulary is a tf.lookup.StaticHashTable created here, so a
+    SavedModel holding this module tracks it and every loader (the TF1
+    session loader too) initialises it.
+
+    Args:
+        vocabulary: dict word → id (a fold's dic.pkl); `_UNK_`'s id (1 if
+            absent) for unknown words.
+        max_length: int. Output width; longer transcripts keep their first
+            tokens.
+    """
+
+    def __init__(self, vocabulary: Dict[str, int],
+                 max_length: int = text_features.TEXT_LENGTH,
+                 name: str = "text_vectorizer"):
+        super().__init__(name=name)
+        if not vocabulary:
+            raise ValueError("TextVectorizer: the vocabulary is empty.")
+        self.max_length = int(max_length)
+        words = list(vocabulary)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(words, tf.string),
+                tf.constant([vocabulary[w] for w in words], tf.int32)),
+            default_value=int(vocabulary.get(text_features.UNK_TOKEN,
+                                             text_features.UNK_ID)))
+
+    def __call__(self, transcript: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """
+        Args:
+            transcript: string [B].
+
+        Returns:
+            (ids int32 [B, max_length], 0 (`_PAD_`) after the last token;
+            length int32 [B], the index of the first 0 or max_length, as
+            `input_pipeline.text_lengths`).
+        """
+        tokens = tokenize(transcript)
+        ids = tf.ragged.map_flat_values(self.table.lookup, tokens)
+        ids = ids.to_tensor(default_value=text_features.PAD_ID,
+                            shape=[None, self.max_length])
+        is_pad = tf.equal(ids, text_features.PAD_ID)
+        first_pad = tf.argmax(tf.cast(is_pad, tf.int32), axis=1,
+                              output_type=tf.int32)
+        length = tf.where(tf.reduce_any(is_pad, axis=1), first_pad,
+                          self.max_length)
+        return ids, length
