@@ -506,12 +506,14 @@ class ServingAssets:
         return features, info
 
 
-def export_run(run_dir, export_dir=None, model=None):
+def export_run(run_dir, export_dir=None, model=None, overwrite=None):
     """Exports a run as a SavedModel that predicts from wav + text alone.
 
     Label names, feature parameters, encoder size, text width and the
     vocabulary (from the run's fold folder `dic.pkl`) are stored as assets
-    (see `ServingAssets`).
+    (see `ServingAssets`), and, when the model's inputs can be computed from
+    a recording and a transcript, the `serve_raw` and `serve_wav`
+    signatures compute them in the graph (`raw_serving.py`).
 
     Args:
         run_dir: str. Run folder written by train.py (config.json; and
@@ -519,6 +521,8 @@ def export_run(run_dir, export_dir=None, model=None):
         export_dir: str or None. Default `<run_dir>/saved_model`.
         model: keras.Model or None. The trained model (e.g. the trainer's
             at the end of training); None rebuilds it from the run.
+        overwrite: bool or None. Whether an earlier export at `export_dir`
+            may be replaced; None: only the run's own `saved_model/`.
 
     Returns:
         str. The export folder.
@@ -526,10 +530,21 @@ def export_run(run_dir, export_dir=None, model=None):
     Raises:
         reference_arrays.DataError: the run's fold folder is missing or bad.
         InferenceError: the fold folder changed since training.
+        export_lib.ExportError: `export_dir` holds something else than an
+            earlier export (left untouched), or one and not `overwrite`.
     """
     import experiment
+    import raw_serving
     from models import run_files
 
+    default_dir = os.path.join(run_dir, "saved_model")
+    export_dir = export_dir or default_dir
+    if overwrite is None:
+        overwrite = os.path.abspath(export_dir) == os.path.abspath(
+            default_dir)
+    # Before anything is built: a folder that may not be written fails
+    # fast, and is never touched.
+    export_lib.check_target(export_dir, overwrite)
     config = run_files.read_json(os.path.join(run_dir, "config.json"))
     if model is None:
         model, config = experiment.load_trained_model(run_dir)
@@ -544,9 +559,15 @@ def export_run(run_dir, export_dir=None, model=None):
             _vocabulary_list(assets.vocabulary), ensure_ascii=False)
     metadata = dict(assets.metadata)
     metadata.pop("inputs")  # export_saved_model writes the model's own.
+    signatures, resources = raw_serving.raw_input_signatures(assets)
+    metadata["raw_signatures"] = sorted(signatures)
+    if not signatures:
+        metadata["raw_signatures_missing"] = raw_serving.unsupported_reason(
+            assets)
     return export_lib.export_saved_model(
-        model, export_dir or os.path.join(run_dir, "saved_model"),
-        assets.label_names, metadata=metadata, assets=files)
+        model, export_dir, assets.label_names, metadata=metadata,
+        assets=files, input_signatures=signatures, resources=resources,
+        overwrite=overwrite)
 
 
 def is_inference_export(directory):
