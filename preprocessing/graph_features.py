@@ -42,6 +42,19 @@ def _mfcc_atol_vector() -> np.ndarray:
 
 MFCC_ATOL_VECTOR = _mfcc_atol_vector()
 
+# Tolerances of the prosody skew tests, |graph - numpy| per LLD (the same
+# for its 7 functionals). Both paths compute in float64 (see
+# `_PROSODY_DTYPE`) and measured 2e-14 apart at most, so what is left is
+# the float32 rounding of the output: about one float32 step at each LLD's
+# largest value (F0 up to 620 Hz, semitones up to 54, HNR within ±40 dB).
+PROSODY_ATOL = {"F0final_sma": 1e-4, "F0finalLog_sma": 1e-5,
+                "voicingFinalUnclipped_sma": 1e-6,
+                "HarmonicsToNoiseRatioACFLogdB_sma": 1e-5,
+                "loudness_sma": 1e-5}
+PROSODY_ATOL_VECTOR = np.repeat(
+    np.array([PROSODY_ATOL[name] for name in af.LLD_NAMES], np.float32),
+    len(af.FUNCTIONAL_NAMES))
+
 
 def _sample_mask(waveform: tf.Tensor, waveform_length: tf.Tensor
                  ) -> tf.Tensor:
@@ -321,3 +334,221 @@ class TextVectorizer(tf.Module):
         length = tf.where(tf.reduce_any(is_pad, axis=1), first_pad,
                           self.max_length)
         return ids, length
+
+
+# -------------------------------------------------------------- prosody ---
+# The pitch tracker makes discrete choices (ACF peaks, the shortest-lag peak
+# within 90% of the best, the voicing threshold): float32 rounding would
+# flip near ties between lags and move a frame's F0 by an octave, so the
+# prosody is computed in float64, as the numpy path.
+_PROSODY_DTYPE = tf.float64
+_LAG_MIN = int(np.floor(af.SAMPLE_RATE / af.F0_MAX))
+_LAG_MAX = int(np.ceil(af.SAMPLE_RATE / af.F0_MIN))
+# Percentiles of the functionals, as np.percentile(track, [10, 90]).
+_PERCENTILES = (0.1, 0.9)
+
+
+def _gather_lags(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """values[b, f, index[b, f]] of [B, F, L] with int [B, F]."""
+    return tf.gather(values, index[..., None], batch_dims=2)[..., 0]
+
+
+def _parabolic_peak(values: tf.Tensor, index: tf.Tensor, offset=None):
+    """As `audio_features._parabolic_peak` around values[..., index + 1]."""
+    left = _gather_lags(values, index)
+    centre = _gather_lags(values, index + 1)
+    right = _gather_lags(values, index + 2)
+    curvature = left - 2.0 * centre + right
+    if offset is None:
+        flat = tf.abs(curvature) <= 1e-12
+        offset = tf.where(flat, tf.zeros_like(curvature),
+                          0.5 * (left - right)
+                          / tf.where(flat, -tf.ones_like(curvature),
+                                     curvature))
+        offset = tf.clip_by_value(offset, -0.5, 0.5)
+    value = (centre + 0.5 * (right - left) * offset
+             + 0.5 * curvature * offset ** 2)
+    return offset, value
+
+
+def _pitch_tracks(x: tf.Tensor, real: tf.Tensor):
+    """F0, voicing and HNR per 10 ms frame, as `audio_features._pitch_tracks`.
+
+    Args:
+        x: float64 [B, S], zero beyond each row's length.
+        real: bool [B, F'] the real pitch frames (F' >= the frame count).
+
+    Returns:
+        (f0, voicing, hnr) float64 [B, F'], 0 where unvoiced (F0, HNR) or
+        silent (voicing) and beyond each row's frames.
+    """
+    window, window_acf = af.pitch_window()
+    frames = _frames(x, af.PITCH_WINDOW, af.FRAME_STEP)
+    window = tf.constant(window, _PROSODY_DTYPE)
+    windowed = frames * window
+    rms = tf.sqrt(tf.reduce_mean(windowed ** 2, axis=-1))
+    centred = windowed - tf.reduce_mean(frames, -1, keepdims=True) * window
+    spectrum = tf.signal.rfft(centred, [af.PITCH_FFT])
+    power = tf.abs(spectrum) ** 2
+    acf = tf.signal.irfft(tf.complex(power, tf.zeros_like(power)),
+                          [af.PITCH_FFT])
+    # lags lag_min-1 .. lag_max+1 so that every lag in range has neighbours.
+    first_lag = _LAG_MIN - 1
+    lags = np.arange(first_lag, _LAG_MAX + 2)
+    raw = (acf[..., first_lag:_LAG_MAX + 2]
+           / tf.maximum(acf[..., :1], 1e-20))
+    norm = raw / tf.constant(window_acf[lags], _PROSODY_DTYPE)
+    inner = norm[..., 1:-1]
+    is_peak = (inner > norm[..., :-2]) & (inner >= norm[..., 2:])
+    minus_inf = tf.constant(-np.inf, _PROSODY_DTYPE)
+    best = tf.reduce_max(tf.where(is_peak, inner, minus_inf), axis=-1)
+    good = is_peak & (inner >= af.OCTAVE_TOLERANCE * best[..., None])
+    # The first good lag (np.argmax of a bool row; 0 when there is none).
+    positions = tf.range(tf.shape(inner)[-1])
+    index = tf.reduce_min(tf.where(good, positions, tf.shape(inner)[-1]),
+                          axis=-1)
+    index = tf.where(tf.reduce_any(good, axis=-1), index, 0)
+    offset, peak = _parabolic_peak(norm, index)
+    lag = tf.cast(first_lag + 1 + index, _PROSODY_DTYPE) + offset
+    _, raw_peak = _parabolic_peak(raw, index, offset)
+    voicing = tf.where(tf.math.is_nan(peak), tf.zeros_like(peak), peak)
+    voicing = tf.clip_by_value(voicing, 0.0, 1.0)
+    frames_real = real[:, :tf.shape(frames)[1]]
+    audible = ((rms >= af.RMS_THRESHOLD) & tf.math.is_finite(best)
+               & frames_real)
+    voiced = audible & (voicing >= af.VOICING_THRESHOLD)
+    zeros = tf.zeros_like(voicing)
+    f0 = tf.where(voiced, af.SAMPLE_RATE / lag, zeros)
+    r = tf.clip_by_value(raw_peak, af.HNR_R_MIN, 1.0 - af.HNR_R_MIN)
+    hnr = tf.where(voiced, 10.0 * tf.math.log(r / (1.0 - r))
+                   / np.log(10.0), zeros)
+    voicing = tf.where(audible, voicing, zeros)
+    return f0, voicing, hnr
+
+
+def _loudness(x: tf.Tensor) -> tf.Tensor:
+    """Loudness per 10 ms frame (20 ms frames), float64 [B, F'']."""
+    window, weighted_filters = af.loudness_weights()
+    frames = _frames(x, af.LOUDNESS_WINDOW, af.FRAME_STEP)
+    spectrum = tf.signal.rfft(frames * tf.constant(window, _PROSODY_DTYPE),
+                              [af.N_FFT])
+    bands = tf.tensordot(tf.abs(spectrum) ** 2,
+                         tf.constant(weighted_filters, _PROSODY_DTYPE), 1)
+    return af.LOUDNESS_SCALE * tf.reduce_sum(
+        bands ** af.LOUDNESS_COMPRESSION, axis=-1)
+
+
+def _smooth(track: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """3-frame moving average over the `valid` frames, as
+    `audio_features._smooth` (valid = non-zero and real for the pitch LLDs,
+    real for loudness)."""
+    values = tf.where(valid, track, tf.zeros_like(track))
+    counts = tf.cast(valid, track.dtype)
+    padded_values = tf.pad(values, [[0, 0], [1, 1]])
+    padded_counts = tf.pad(counts, [[0, 0], [1, 1]])
+    total = (padded_values[:, :-2] + padded_values[:, 1:-1]
+             + padded_values[:, 2:])
+    count = (padded_counts[:, :-2] + padded_counts[:, 1:-1]
+             + padded_counts[:, 2:])
+    smoothed = total / tf.maximum(count, 1.0)
+    return tf.where(valid, smoothed, tf.zeros_like(smoothed))
+
+
+def _functionals(track: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """`audio_features.functionals` of each row's valid frames, in order.
+
+    Args:
+        track: float64 [B, N].
+        valid: bool [B, N]; the valid frames of a row, in order, are the
+            track the numpy path sees (index 0, 1, ... among them).
+
+    Returns:
+        float64 [B, 7]; zeros for a row without valid frames.
+    """
+    dtype = track.dtype
+    weight = tf.cast(valid, dtype)
+    values = track * weight
+    n = tf.reduce_sum(weight, axis=-1)
+    safe_n = tf.maximum(n, 1.0)
+    mean = tf.reduce_sum(values, axis=-1) / safe_n
+    deviation = (track - mean[:, None]) * weight
+    stddev = tf.sqrt(tf.reduce_sum(deviation ** 2, axis=-1) / safe_n)
+    index = (tf.cumsum(weight, axis=-1) - 1.0) * weight
+    centred_index = (index - ((n - 1.0) / 2.0)[:, None]) * weight
+    denominator = tf.reduce_sum(centred_index ** 2, axis=-1)
+    slope = tf.where(n > 1, tf.reduce_sum(centred_index * deviation, -1)
+                     / tf.maximum(denominator, 1e-300),
+                     tf.zeros_like(n))
+    total = tf.reduce_sum(values, axis=-1)
+    centroid = tf.where(
+        total != 0, tf.reduce_sum(index * values, -1)
+        / tf.where(total != 0, total, tf.ones_like(total)) / safe_n,
+        tf.zeros_like(total))
+    # np.percentile's default (linear): position q (n - 1) in the sorted
+    # valid values, which sort before the +inf of the invalid frames.
+    ordered = tf.sort(tf.where(valid, track, tf.constant(np.inf, dtype)),
+                      axis=-1)
+    last = tf.cast(tf.maximum(n - 1.0, 0.0), tf.int32)
+    percentiles = []
+    for q in _PERCENTILES:
+        position = q * tf.maximum(n - 1.0, 0.0)
+        below = tf.floor(position)
+        fraction = position - below
+        below = tf.cast(below, tf.int32)
+        above = tf.minimum(below + 1, last)
+        a = tf.gather(ordered, below[:, None], batch_dims=1)[:, 0]
+        b = tf.gather(ordered, above[:, None], batch_dims=1)[:, 0]
+        # numpy's _lerp, which interpolates from the nearer end.
+        value = tf.where(fraction >= 0.5, b - (b - a) * (1.0 - fraction),
+                         a + (b - a) * fraction)
+        percentiles.append(value)
+    result = tf.stack([stddev, mean, slope, centroid, percentiles[0],
+                       percentiles[1], percentiles[1] - percentiles[0]],
+                      axis=-1)
+    return tf.where((n > 0)[:, None], result, tf.zeros_like(result))
+
+
+def prosody_functionals(waveform: tf.Tensor, waveform_length: tf.Tensor
+                        ) -> tf.Tensor:
+    """35 prosody functionals, as `audio_features.prosody_functionals` per row.
+
+    The same LLDs (normalised-ACF pitch tracker: F0, semitone F0, voicing,
+    HNR; loudness), the same 3-frame smoothing and the same 7 functionals
+    per LLD (pitch LLDs over their non-zero frames), computed in float64
+    (see `_PROSODY_DTYPE`) on each row's first `waveform_length` samples.
+
+    Args:
+        waveform: float32 [B, S] in [-1, 1) at 16 kHz.
+        waveform_length: int32 [B].
+
+    Returns:
+        float32 [B, 35] in `audio_features.PROSODY_NAMES` order.
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    waveform_length = tf.cast(waveform_length, tf.int32)
+    x = tf.cast(_sample_mask(waveform, waveform_length), _PROSODY_DTYPE)
+    width = tf.maximum(tf.shape(x)[1], af.PITCH_WINDOW)
+    pitch_count = _frame_counts(waveform_length, af.PITCH_WINDOW,
+                                af.FRAME_STEP)
+    pitch_real = tf.sequence_mask(pitch_count, 1 + (width - af.PITCH_WINDOW)
+                                  // af.FRAME_STEP)
+    f0, voicing, hnr = _pitch_tracks(x, pitch_real)
+    # openSMILE's semitone scale: 12·log2(F0 / 27.5 Hz), at least 1 when
+    # voiced because 0 means unvoiced.
+    log_f0 = tf.where(f0 > 0, tf.maximum(
+        12.0 * tf.math.log(tf.maximum(f0, 1e-12) / 27.5) / np.log(2.0),
+        1.0), tf.zeros_like(f0))
+    values = []
+    for track in (f0, log_f0, voicing, hnr):
+        smoothed = _smooth(track, track != 0)
+        values.append(_functionals(smoothed, smoothed != 0))
+    loudness = _loudness(x)
+    loudness_real = tf.sequence_mask(
+        _frame_counts(waveform_length, af.LOUDNESS_WINDOW, af.FRAME_STEP),
+        tf.shape(loudness)[1])
+    smoothed = _smooth(loudness, loudness_real)
+    values.append(_functionals(smoothed, loudness_real))
+    result = tf.concat(values, axis=-1)
+    result = tf.where(tf.math.is_finite(result), result,
+                      tf.zeros_like(result))
+    return tf.cast(result, tf.float32)
