@@ -56,6 +56,13 @@ PROSODY_ATOL_VECTOR = np.repeat(
     len(af.FUNCTIONAL_NAMES))
 
 
+def _lengths(waveform: tf.Tensor, waveform_length) -> tf.Tensor:
+    """int32 [B] lengths clipped to [0, S], so that no frame is counted
+    that the waveform does not hold."""
+    return tf.clip_by_value(tf.cast(waveform_length, tf.int32), 0,
+                            tf.shape(waveform)[1])
+
+
 def _sample_mask(waveform: tf.Tensor, waveform_length: tf.Tensor
                  ) -> tf.Tensor:
     """The waveform with every sample at or beyond its row's length zeroed."""
@@ -126,7 +133,8 @@ def mfcc_e_d_a(waveform: tf.Tensor, waveform_length: tf.Tensor,
 
     Args:
         waveform: float32 [B, S] in [-1, 1) at 16 kHz.
-        waveform_length: int32 [B] real samples per row (<= S).
+        waveform_length: int32 [B] real samples per row (clipped to
+            [0, S]).
         max_frames: int. Frames kept.
 
     Returns:
@@ -137,7 +145,7 @@ def mfcc_e_d_a(waveform: tf.Tensor, waveform_length: tf.Tensor,
         beyond a row's length are 0.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
-    waveform_length = tf.cast(waveform_length, tf.int32)
+    waveform_length = _lengths(waveform, waveform_length)
     # Frames after max_frames + 2 * DELTA_WINDOW cannot reach a kept frame
     # through the deltas of the deltas.
     needed_frames = max_frames + 2 * af.DELTA_WINDOW
@@ -525,7 +533,7 @@ def prosody_functionals(waveform: tf.Tensor, waveform_length: tf.Tensor
         float32 [B, 35] in `audio_features.PROSODY_NAMES` order.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
-    waveform_length = tf.cast(waveform_length, tf.int32)
+    waveform_length = _lengths(waveform, waveform_length)
     x = tf.cast(_sample_mask(waveform, waveform_length), _PROSODY_DTYPE)
     width = tf.maximum(tf.shape(x)[1], af.PITCH_WINDOW)
     pitch_count = _frame_counts(waveform_length, af.PITCH_WINDOW,
