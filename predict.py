@@ -20,6 +20,11 @@ not audio, no transcript for a text model) gets an error line of its own and
 the others are still predicted. Exit status: 0 when at least one file was
 predicted, 1 when all failed, 2 when the model (or a --text_file/--manifest)
 cannot be read.
+
+`--engine=graph` feeds the waveform and transcript to the export's
+`serve_raw` signature, which computes the features inside the SavedModel
+(as a TF Serving client would use it); the default `--engine=python`
+computes them here and feeds `serving_default`.
 """
 
 import os
@@ -48,6 +53,12 @@ def define_flags():
         "CSV/TSV with a wav_path (or wav/path/audio/file) column and an "
         "optional transcript (or text) column; adds its rows to the wav "
         "files given as arguments.",
+    )
+    flags.DEFINE_enum(
+        "engine", "python", ["python", "graph"],
+        "python: features computed in Python, fed to serving_default; "
+        "graph: waveform + transcript fed to the serve_raw signature, which "
+        "computes the features in the SavedModel (as TF Serving would).",
     )
     flags.DEFINE_string(
         "output_json",
@@ -83,7 +94,7 @@ def gather_items(wav_paths, texts=(), text_file=None, manifest=None):
     return items
 
 
-def predict(model_dir, items, output_json=None):
+def predict(model_dir, items, output_json=None, engine="python"):
     """Predicts every item; returns (results, label names).
 
     Writes `output_json` (atomically) when given.
@@ -91,12 +102,13 @@ def predict(model_dir, items, output_json=None):
     import inference
     from models import run_files
 
-    predictor = inference.Predictor.load(model_dir)
+    predictor = inference.Predictor.load(model_dir, engine)
     results = predictor.predict_files(items)
     if output_json:
         run_files.write_json(output_json, {
             "model_dir": os.path.abspath(model_dir),
             "source": predictor.source,
+            "engine": predictor.engine,
             "model": predictor.assets.model_name,
             "label_names": list(predictor.label_names),
             "num_files": len(results),
@@ -107,7 +119,7 @@ def predict(model_dir, items, output_json=None):
 
 
 def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
-        output_json=None, log=print):
+        output_json=None, log=print, engine="python"):
     """predict.py without flags: predicts, prints the table and a summary.
 
     Returns:
@@ -117,7 +129,7 @@ def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
     import inference
 
     items = gather_items(wav_paths, texts, text_file, manifest)
-    results, label_names = predict(model_dir, items, output_json)
+    results, label_names = predict(model_dir, items, output_json, engine)
     log(inference.format_table(results, label_names))
     failed = sum("error" in r for r in results)
     summary = f"{len(results) - failed} of {len(results)} file(s) predicted"
@@ -134,7 +146,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         return run(values.model_dir, argv[1:], values.text,
-                   values.text_file, values.manifest, values.output_json)
+                   values.text_file, values.manifest, values.output_json,
+                   engine=values.engine)
     except (FileNotFoundError, inference.InferenceError,
             inference.reference_arrays.DataError) as error:
         # The model (or a transcript/manifest file) is unusable: nothing
