@@ -171,6 +171,9 @@ def raw_input_signatures(assets):
     if unsupported_reason(assets) is not None:
         return {}, []
     to_inputs, resources = _features_function(assets)
+    # One tf.function for both signatures: the feature graph (the pitch
+    # tracker above all) is traced and stored once, not once per signature.
+    to_inputs = tf.function(to_inputs, input_signature=[RAW_SPECS])
 
     def from_wav(inputs):
         waveform, length = decode_wavs(inputs["wav"])
