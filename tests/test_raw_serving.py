@@ -26,7 +26,7 @@ from preprocessing import demo_corpus
 from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM_UTTERANCES = 60
+NUM_UTTERANCES = 48
 # serve_raw vs predict.py (features in Python): the in-graph MFCCs are
 # within graph_features.MFCC_ATOL (1e-3) of the numpy ones, the prosody and
 # token ids equal; measured logit gaps are below 3e-5.
@@ -34,18 +34,29 @@ LOGIT_ATOL = 1e-3
 LOGIT_RTOL = 1e-4
 
 
-def tf1_run(export_dir, signature, feeds_list):
-    """Runs a signature under the TF1 session loader (as saved_model_cli
-    run and TF Serving do), once per feed dict; returns the output dicts."""
+def tf1_run(export_dir, calls):
+    """Runs signatures under the TF1 session loader (as saved_model_cli run
+    and TF Serving do), in one session.
+
+    Args:
+        calls: list of (signature name, feed dict name → array).
+
+    Returns:
+        list of output dicts, one per call.
+    """
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(
             session, ["serve"], export_dir)
-        definition = meta_graph.signature_def[signature]
-        fetches = {key: info.name for key, info in definition.outputs.items()}
-        return [session.run(fetches, {definition.inputs[key].name: value
-                                      for key, value in feeds.items()})
-                for feeds in feeds_list]
+        results = []
+        for signature, feeds in calls:
+            definition = meta_graph.signature_def[signature]
+            fetches = {key: info.name
+                       for key, info in definition.outputs.items()}
+            results.append(session.run(
+                fetches, {definition.inputs[key].name: value
+                          for key, value in feeds.items()}))
+        return results
 
 
 def padded_waveforms(paths):
@@ -64,20 +75,26 @@ def _logits(results, label_names):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """A demo corpus, a tiny MDREA run and its export at
-    <run>/saved_model (where train.py writes it)."""
+    """A demo corpus, a tiny MDREA run, its export at <run>/saved_model
+    (where train.py writes it), and what predict.py (features in Python)
+    says about the test split."""
     root = tmp_path_factory.mktemp("raw_serving")
     demo = helpers.tiny_demo_run(root, num_utterances=NUM_UTTERANCES)
     export_dir = inference.export_run(demo["run_dir"])
     test_rows = [demo["rows"][i] for i in demo_corpus._split_indices(
         NUM_UTTERANCES, 0)["test"]]
-    return dict(demo, export_dir=export_dir, test_rows=test_rows)
+    items = [(row["wav_path"], row["transcript"]) for row in test_rows]
+    results, label_names = predict.predict(export_dir, items)
+    return dict(demo, export_dir=export_dir, items=items, results=results,
+                label_names=label_names,
+                expected=_logits(results, label_names),
+                loaded=tf.saved_model.load(export_dir))
 
 
 def test_metadata_and_signatures(demo):
     metadata = export_lib.read_metadata(demo["export_dir"])
     assert metadata["raw_signatures"] == ["serve_raw", "serve_wav"]
-    loaded = tf.saved_model.load(demo["export_dir"])
+    loaded = demo["loaded"]
     assert sorted(loaded.signatures) == ["metadata", "serve_raw",
                                          "serve_wav", "serving_default"]
     raw = loaded.signatures["serve_raw"]
@@ -92,65 +109,60 @@ def test_metadata_and_signatures(demo):
                   .structured_input_signature[1]) == ["transcript", "wav"]
 
 
-def test_serve_raw_under_tf1_loader_matches_predict(demo):
+def test_every_signature_under_tf1_loader(demo):
     """No skew end to end: the demo test split through serve_raw (one
-    padded batch, TF1 loader) and serve_wav (the wav bytes) gives
-    predict.py's labels and logits."""
-    rows = demo["test_rows"]
-    assert len(rows) >= 8
-    paths = [row["wav_path"] for row in rows]
-    texts = [row["transcript"] for row in rows]
-    results, label_names = predict.predict(demo["export_dir"],
-                                           list(zip(paths, texts)))
-    expected = _logits(results, label_names)
+    padded batch) and serve_wav (the wav bytes) under the TF1 loader gives
+    predict.py's labels and logits; serving_default there equals the Keras
+    model."""
+    import experiment
+
+    paths = [path for path, _ in demo["items"]]
+    assert len(paths) >= 6
     waveform, length = padded_waveforms(paths)
-    transcript = np.array([t.encode() for t in texts], object)
+    transcript = np.array([t.encode() for _, t in demo["items"]], object)
     wavs = []
     for path in paths:
         with open(path, "rb") as f:
             wavs.append(f.read())
-    raw = tf1_run(demo["export_dir"], "serve_raw", [
-        {"waveform": waveform, "waveform_length": length,
-         "transcript": transcript}])[0]
-    wav = tf1_run(demo["export_dir"], "serve_wav", [
-        {"wav": np.array(wavs, object), "transcript": transcript}])[0]
+    assets = inference.ServingAssets.from_export(demo["export_dir"])
+    features = [assets.example(*item)[0] for item in demo["items"][:2]]
+    raw, wav, *default = tf1_run(demo["export_dir"], [
+        ("serve_raw", {"waveform": waveform, "waveform_length": length,
+                       "transcript": transcript}),
+        ("serve_wav", {"wav": np.array(wavs, object),
+                       "transcript": transcript}),
+    ] + [("serving_default", feeds) for feeds in features])
+    expected = demo["expected"]
     for served in (raw, wav):
         agree = np.mean(served["predicted_label"] == expected.argmax(1))
         assert agree >= 0.99
         np.testing.assert_allclose(served["logits"], expected,
                                    atol=LOGIT_ATOL, rtol=LOGIT_RTOL)
         assert [n.decode() for n in served["predicted_name"]] == [
-            r["predicted"] for r in results]
-    # predict.py --engine=graph: the same through tf.saved_model.load.
-    graph_results, _ = predict.predict(demo["export_dir"],
-                                       list(zip(paths, texts)),
-                                       engine="graph")
-    np.testing.assert_allclose(_logits(graph_results, label_names),
-                               expected, atol=LOGIT_ATOL, rtol=LOGIT_RTOL)
-
-
-def test_serving_default_under_tf1_loader_equals_keras(demo):
-    import experiment
-
-    model, config = experiment.load_trained_model(demo["run_dir"])
-    assets = inference.ServingAssets.from_export(demo["export_dir"])
-    feeds = [assets.example(row["wav_path"], row["transcript"])[0]
-             for row in demo["test_rows"][:3]]
-    for features, served in zip(feeds, tf1_run(
-            demo["export_dir"], "serving_default", feeds)):
+            r["predicted"] for r in demo["results"]]
+    model, _ = experiment.load_trained_model(demo["run_dir"])
+    for feeds, served in zip(features, default):
         np.testing.assert_allclose(served["logits"],
-                                   model(features, training=False).numpy(),
+                                   model(feeds, training=False).numpy(),
                                    atol=1e-5)
+
+
+def test_predict_graph_engine_uses_serve_raw(demo):
+    predictor = inference.Predictor.load(demo["export_dir"], "graph")
+    assert predictor.engine == "graph"
+    results = predictor.predict_files(demo["items"][:3])
+    np.testing.assert_allclose(_logits(results, demo["label_names"]),
+                               demo["expected"][:3], atol=LOGIT_ATOL,
+                               rtol=LOGIT_RTOL)
 
 
 def test_saved_model_cli_runs_serve_raw(demo, tmp_path):
     """The real `saved_model_cli run`, as the README shows it."""
-    row = demo["test_rows"][0]
-    waveform, length = padded_waveforms([row["wav_path"]])
+    path, text = demo["items"][0]
+    waveform, length = padded_waveforms([path])
     np.save(tmp_path / "waveform.npy", waveform)
     np.save(tmp_path / "length.npy", length)
-    np.save(tmp_path / "transcript.npy",
-            np.array([row["transcript"].encode()], "S"))
+    np.save(tmp_path / "transcript.npy", np.array([text.encode()], "S"))
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     inputs = (f"waveform={tmp_path}/waveform.npy;"
               f"waveform_length={tmp_path}/length.npy;"
@@ -159,16 +171,11 @@ def test_saved_model_cli_runs_serve_raw(demo, tmp_path):
         [cli, "run", "--dir", demo["export_dir"], "--tag_set", "serve",
          "--signature_def", "serve_raw", "--inputs", inputs,
          "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = predict.predict(demo["export_dir"],
-                               [(row["wav_path"], row["transcript"])])[0][0]
-    logits = np.load(tmp_path / "out" / "logits.npy")
-    np.testing.assert_allclose(
-        logits[0], [expected["logits"][n] for n in
-                    inference.export_lib.read_metadata(
-                        demo["export_dir"])["label_names"]],
-        atol=LOGIT_ATOL, rtol=LOGIT_RTOL)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "logits.npy"),
+                               demo["expected"][:1], atol=LOGIT_ATOL,
+                               rtol=LOGIT_RTOL)
 
 
 def _wav_bytes(rate, seconds=0.5):
@@ -179,8 +186,7 @@ def _wav_bytes(rate, seconds=0.5):
 
 
 def test_serve_wav_names_a_wrong_sample_rate(demo):
-    serve_wav = tf.saved_model.load(
-        demo["export_dir"]).signatures["serve_wav"]
+    serve_wav = demo["loaded"].signatures["serve_wav"]
     good = serve_wav(wav=tf.constant([_wav_bytes(16000)]),
                      transcript=tf.constant(["okay then"]))
     assert good["logits"].shape == (1, 4)
@@ -261,7 +267,6 @@ def _train_every_model(root, fold_dir):
     """(name, run_dir) of every registered model, each trained 2 steps on
     the demo fold with train.py's export, and two ensembles of them."""
     import ensemble_runs
-    import experiment
     import train
     from models import registry
     from tools import make_bert_standin
@@ -294,7 +299,6 @@ def _train_every_model(root, fold_dir):
             batch_size=8, result_file=os.path.join(root, "results.txt"),
             log=lambda _: None)
         runs.append((f"ENSEMBLE_{method}", run_dir))
-    assert experiment  # (imported for load_trained_model below)
     return runs
 
 
@@ -320,8 +324,15 @@ def test_every_model_serves_under_every_loader(tmp_path):
         assets = inference.ServingAssets.from_export(export_dir)
         feeds = [assets.example(*item)[0] for item in items]
         loaded = tf.saved_model.load(export_dir)
-        for features, served in zip(feeds, tf1_run(
-                export_dir, "serving_default", feeds)):
+        expected = _logits(predict.predict(export_dir, items)[0],
+                           assets.label_names)
+        waveform, length = padded_waveforms([p for p, _ in items])
+        raw, *default = tf1_run(export_dir, [("serve_raw", {
+            "waveform": waveform, "waveform_length": length,
+            "transcript": np.array([t.encode() for _, t in items],
+                                   object)})] + [
+            ("serving_default", features) for features in feeds])
+        for features, served in zip(feeds, default):
             keras_logits = model(features, training=False).numpy()
             np.testing.assert_allclose(served["logits"], keras_logits,
                                        atol=1e-5, err_msg=label)
@@ -331,14 +342,7 @@ def test_every_model_serves_under_every_loader(tmp_path):
                         "logits"].numpy(), keras_logits, atol=1e-5,
                 err_msg=label)
         assert "serve_raw" in loaded.signatures, label
-        expected = _logits(predict.predict(export_dir, items)[0],
-                           assets.label_names)
-        waveform, length = padded_waveforms([p for p, _ in items])
-        served = tf1_run(export_dir, "serve_raw", [{
-            "waveform": waveform, "waveform_length": length,
-            "transcript": np.array([t.encode() for _, t in items],
-                                   object)}])[0]
-        np.testing.assert_allclose(served["logits"], expected,
+        np.testing.assert_allclose(raw["logits"], expected,
                                    atol=LOGIT_ATOL, rtol=LOGIT_RTOL,
                                    err_msg=label)
 
