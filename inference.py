@@ -514,17 +514,11 @@ class ServingAssets:
             info["notes"].append(f"{self.model_name} reads no audio; file "
                                  "not read")
         if self.uses_text:
-            if recognized and not text_features.tokenize(transcript or ""):
+            if self._check_transcript(wav_path, transcript, recognized):
                 features.update(self.tokens_to_inputs([]))
                 info.update(tokens=[], unknown_words=[])
                 info["notes"].append("the recogniser heard no words")
                 return features, info
-            if transcript is None or not str(transcript).strip():
-                raise InferenceError(
-                    f"{wav_path}: no transcript; {self.model_name} reads "
-                    "text (give one with --text, --text_file or a "
-                    "--manifest transcript column, or recognise it with "
-                    "--asr=pocketsphinx).")
             text, text_info = self.text_inputs(transcript)
             features.update(text)
             info.update(text_info)
@@ -533,13 +527,68 @@ class ServingAssets:
                                  "transcript ignored")
         return features, info
 
+    def _check_transcript(self, wav_path, transcript, recognized=False):
+        """Refuses a missing transcript; True for an ASR one with no words.
 
-def export_run(run_dir, export_dir=None, model=None):
+        A recogniser that heard nothing gives an empty transcript, which is
+        fed as no words; a missing gold transcript is an error.
+        """
+        if recognized and not text_features.tokenize(transcript or ""):
+            return True
+        if transcript is None or not str(transcript).strip():
+            raise InferenceError(
+                f"{wav_path}: no transcript; {self.model_name} reads "
+                "text (give one with --text, --text_file or a "
+                "--manifest transcript column, or recognise it with "
+                "--asr=pocketsphinx).")
+        return False
+
+    def raw_example(self, wav_path, transcript=None, recognized=False):
+        """The `serve_raw` inputs (batch of 1) of one utterance.
+
+        The file is read as for `example` (mono, resampled to 16 kHz); the
+        features are left to the graph.
+
+        Returns:
+            (dict waveform float32 [1, S], waveform_length int32 [1],
+            transcript object [1] of bytes; info dict).
+
+        Raises:
+            As `example`.
+        """
+        self.check_servable(wav_path)
+        info = {"notes": []}
+        waveform = np.zeros(0, np.float32)
+        if self.uses_audio:
+            waveform, audio_info = self.load_audio(wav_path)
+            info.update(audio_info)
+        else:
+            info["notes"].append(f"{self.model_name} reads no audio; file "
+                                 "not read")
+        if self.uses_text:
+            if self._check_transcript(wav_path, transcript, recognized):
+                info["notes"].append("the recogniser heard no words")
+        elif transcript:
+            info["notes"].append(f"{self.model_name} reads no text; "
+                                 "transcript ignored")
+        text = str(transcript or "") if self.uses_text else ""
+        features = {
+            "waveform": (waveform if len(waveform)
+                         else np.zeros(1, np.float32))[None],
+            "waveform_length": np.array([len(waveform)], np.int32),
+            "transcript": np.array([text.encode("utf-8")], object),
+        }
+        return features, info
+
+
+def export_run(run_dir, export_dir=None, model=None, overwrite=None):
     """Exports a run as a SavedModel that predicts from wav + text alone.
 
     Label names, feature parameters, encoder size, text width and the
     vocabulary (from the run's fold folder `dic.pkl`) are stored as assets
-    (see `ServingAssets`).
+    (see `ServingAssets`), and, when the model's inputs can be computed from
+    a recording and a transcript, the `serve_raw` and `serve_wav`
+    signatures compute them in the graph (`raw_serving.py`).
 
     Args:
         run_dir: str. Run folder written by train.py (config.json; and
@@ -547,6 +596,8 @@ def export_run(run_dir, export_dir=None, model=None):
         export_dir: str or None. Default `<run_dir>/saved_model`.
         model: keras.Model or None. The trained model (e.g. the trainer's
             at the end of training); None rebuilds it from the run.
+        overwrite: bool or None. Whether an earlier export at `export_dir`
+            may be replaced; None: only the run's own `saved_model/`.
 
     Returns:
         str. The export folder.
@@ -554,10 +605,21 @@ def export_run(run_dir, export_dir=None, model=None):
     Raises:
         reference_arrays.DataError: the run's fold folder is missing or bad.
         InferenceError: the fold folder changed since training.
+        export_lib.ExportError: `export_dir` holds something else than an
+            earlier export (left untouched), or one and not `overwrite`.
     """
     import experiment
+    import raw_serving
     from models import run_files
 
+    default_dir = os.path.join(run_dir, "saved_model")
+    export_dir = export_dir or default_dir
+    if overwrite is None:
+        overwrite = os.path.abspath(export_dir) == os.path.abspath(
+            default_dir)
+    # Before anything is built: a folder that may not be written fails
+    # fast, and is never touched.
+    export_lib.check_target(export_dir, overwrite)
     config = run_files.read_json(os.path.join(run_dir, "config.json"))
     if model is None:
         model, config = experiment.load_trained_model(run_dir)
@@ -572,9 +634,15 @@ def export_run(run_dir, export_dir=None, model=None):
             _vocabulary_list(assets.vocabulary), ensure_ascii=False)
     metadata = dict(assets.metadata)
     metadata.pop("inputs")  # export_saved_model writes the model's own.
+    signatures, resources = raw_serving.raw_input_signatures(assets)
+    metadata["raw_signatures"] = sorted(signatures)
+    if not signatures:
+        metadata["raw_signatures_missing"] = raw_serving.unsupported_reason(
+            assets)
     return export_lib.export_saved_model(
-        model, export_dir or os.path.join(run_dir, "saved_model"),
-        assets.label_names, metadata=metadata, assets=files)
+        model, export_dir, assets.label_names, metadata=metadata,
+        assets=files, input_signatures=signatures, resources=resources,
+        overwrite=overwrite)
 
 
 def is_inference_export(directory):
@@ -585,39 +653,59 @@ def is_inference_export(directory):
         return False
 
 
+ENGINES = ("python", "graph")
+
+
 class Predictor:
     """Emotion probabilities from wav files and transcripts.
 
-    Build it with `Predictor.load(model_dir)`.
+    Build it with `Predictor.load(model_dir, engine)`. Engines:
+
+    * "python": the features are computed here (`ServingAssets.example`)
+      and fed to `serving_default`;
+    * "graph": the waveform and transcript are fed to `serve_raw`, which
+      computes the features in the graph (`raw_serving.py`), as a TF
+      Serving client would use the export.
 
     Attributes:
         assets: `ServingAssets`.
         source: str. What was loaded (export folder, or the run rebuilt).
+        engine: str. One of ENGINES.
     """
 
-    def __init__(self, serve, assets, source, keep=None):
+    def __init__(self, serve, assets, source, keep=None, engine="python"):
         self._serve = serve
         self._keep = keep  # Keeps a loaded SavedModel's objects alive.
         self.assets = assets
         self.source = source
+        self.engine = engine
 
     @classmethod
-    def load(cls, model_dir):
+    def load(cls, model_dir, engine="python"):
         """Loads a SavedModel from `export_run`, or a run folder.
 
         A run folder uses its `saved_model/` when that carries the
         inference assets; otherwise the model is rebuilt from config.json
-        and model.weights.h5 and the assets come from its fold folder.
+        and model.weights.h5 and the assets come from its fold folder (the
+        graph engine then traces `serve_raw` in memory).
 
         Raises:
             FileNotFoundError: neither a SavedModel nor a run folder.
             InferenceError: a SavedModel without inference assets (an
-                older export: re-export it with export.py), or a model
-                with an input not computable from a wav and a transcript
-                (e.g. a side input from a fold extra).
+                older export: re-export it with export.py), a model with an
+                input not computable from a wav and a transcript (e.g. a
+                side input from a fold extra), or the graph engine on an
+                export without `serve_raw`.
         """
         import tensorflow as tf
 
+        import raw_serving
+
+        if engine not in ENGINES:
+            raise InferenceError(f"engine {engine!r}: expected one of "
+                                 f"{ENGINES}.")
+        signature = ("serving_default" if engine == "python"
+                     else raw_serving.RAW_SIGNATURE)
         if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
             if not is_inference_export(model_dir):
                 raise InferenceError(
@@ -627,28 +715,51 @@ class Predictor:
             assets = ServingAssets.from_export(model_dir)
             assets.check_servable(model_dir)
             loaded = tf.saved_model.load(model_dir)
-            serve = loaded.signatures["serving_default"]
+            if signature not in loaded.signatures:
+                why = assets.metadata.get(
+                    "raw_signatures_missing",
+                    "it was exported before serve_raw existed; re-export "
+                    "its run with `python export.py --run_dir=<run>`")
+                raise InferenceError(
+                    f"{model_dir}: no {signature} signature ({why}); use "
+                    "--engine=python.")
+            serve = loaded.signatures[signature]
 
             def call(features):
                 return serve(**{name: tf.constant(value)
                                 for name, value in features.items()})
-            return cls(call, assets, os.path.abspath(model_dir), loaded)
+            return cls(call, assets, os.path.abspath(model_dir), loaded,
+                       engine)
         if os.path.isfile(os.path.join(model_dir, "config.json")):
             exported = os.path.join(model_dir, "saved_model")
             if is_inference_export(exported):
-                return cls.load(exported)
+                return cls.load(exported, engine)
             import experiment
 
             model, config = experiment.load_trained_model(model_dir)
             assets = ServingAssets.from_run(model_dir, model, config)
             assets.check_servable(model_dir)
-            serve = export_lib.serving_function(model, assets.label_names)
+            if engine == "python":
+                serve = export_lib.serving_function(model,
+                                                    assets.label_names)
+            else:
+                signatures, resources = raw_serving.raw_input_signatures(
+                    assets)
+                if not signatures:
+                    raise InferenceError(
+                        f"{model_dir}: no {signature} for this model ("
+                        f"{raw_serving.unsupported_reason(assets)}); use "
+                        "--engine=python.")
+                serve = export_lib.serving_function(
+                    model, assets.label_names, signatures,
+                    resources)[signature]
 
             def call(features):
                 return serve({name: tf.constant(value)
                               for name, value in features.items()})
             return cls(call, assets,
-                       f"{os.path.abspath(model_dir)} (rebuilt run)", model)
+                       f"{os.path.abspath(model_dir)} (rebuilt run)", model,
+                       engine)
         raise FileNotFoundError(
             f"{model_dir}: neither a SavedModel (saved_model.pb) nor a run "
             "folder (config.json).")
@@ -658,13 +769,15 @@ class Predictor:
         return self.assets.label_names
 
     def predict_features(self, features):
-        """Runs the serving function on a batch of model inputs.
+        """Runs the serving function on a batch of its inputs (the model's
+        inputs; with the graph engine, those of `serve_raw`).
 
         Returns:
             dict: logits, probabilities float32 [B, C]; predicted_label
             int32 [B].
         """
-        names = self.assets.input_names
+        names = (self.assets.input_names if self.engine == "python"
+                 else ("waveform", "waveform_length", "transcript"))
         outputs = self._serve({name: features[name] for name in names})
         return {key: np.asarray(outputs[key])
                 for key in ("logits", "probabilities", "predicted_label")}
@@ -681,8 +794,10 @@ class Predictor:
         if recognized_by:
             result["transcript_source"] = f"asr {recognized_by}"
         try:
-            features, info = self.assets.example(
-                wav_path, transcript, recognized=bool(recognized_by))
+            example = (self.assets.example if self.engine == "python"
+                       else self.assets.raw_example)
+            features, info = example(wav_path, transcript,
+                                     recognized=bool(recognized_by))
             outputs = self.predict_features(features)
         except Exception as error:  # noqa: BLE001 - one file must not
             # stop the others; the message names the file and the cause.

@@ -24,6 +24,11 @@ not audio, no transcript for a text model) gets an error line of its own and
 the others are still predicted. Exit status: 0 when at least one file was
 predicted, 1 when all failed, 2 when the model (or a --text_file/--manifest)
 cannot be read.
+
+`--engine=graph` feeds the waveform and transcript to the export's
+`serve_raw` signature, which computes the features inside the SavedModel
+(as a TF Serving client would use it); the default `--engine=python`
+computes them here and feeds `serving_default`.
 """
 
 import os
@@ -52,6 +57,12 @@ def define_flags():
         "CSV/TSV with a wav_path (or wav/path/audio/file) column and an "
         "optional transcript (or text) column; adds its rows to the wav "
         "files given as arguments.",
+    )
+    flags.DEFINE_enum(
+        "engine", "python", ["python", "graph"],
+        "python: features computed in Python, fed to serving_default; "
+        "graph: waveform + transcript fed to the serve_raw signature, which "
+        "computes the features in the SavedModel (as TF Serving would).",
     )
     flags.DEFINE_string(
         "asr",
@@ -99,7 +110,8 @@ def gather_items(wav_paths, texts=(), text_file=None, manifest=None):
     return items
 
 
-def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None):
+def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None,
+            engine="python"):
     """Predicts every item; returns (results, label names).
 
     Files without a transcript are transcribed by `asr` (a recogniser spec)
@@ -109,7 +121,7 @@ def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None):
     import inference
     from models import run_files
 
-    predictor = inference.Predictor.load(model_dir)
+    predictor = inference.Predictor.load(model_dir, engine)
     recognizer = None
     if any(text is None or not str(text).strip() for _, text in items):
         recognizer = inference.recognizer_for(predictor.assets, asr)
@@ -119,6 +131,7 @@ def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None):
         run_files.write_json(output_json, {
             "model_dir": os.path.abspath(model_dir),
             "source": predictor.source,
+            "engine": predictor.engine,
             "model": predictor.assets.model_name,
             "label_names": list(predictor.label_names),
             "num_files": len(results),
@@ -129,7 +142,8 @@ def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None):
 
 
 def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
-        output_json=None, log=print, asr=None, asr_cache_dir=None):
+        output_json=None, log=print, asr=None, asr_cache_dir=None,
+        engine="python"):
     """predict.py without flags: predicts, prints the table and a summary.
 
     Returns:
@@ -140,7 +154,7 @@ def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
 
     items = gather_items(wav_paths, texts, text_file, manifest)
     results, label_names = predict(model_dir, items, output_json, asr,
-                                   asr_cache_dir)
+                                   asr_cache_dir, engine)
     log(inference.format_table(results, label_names))
     failed = sum("error" in r for r in results)
     summary = f"{len(results) - failed} of {len(results)} file(s) predicted"
@@ -158,7 +172,8 @@ def main(argv):
     try:
         return run(values.model_dir, argv[1:], values.text,
                    values.text_file, values.manifest, values.output_json,
-                   asr=values.asr, asr_cache_dir=values.asr_cache_dir)
+                   asr=values.asr, asr_cache_dir=values.asr_cache_dir,
+                   engine=values.engine)
     except (FileNotFoundError, inference.InferenceError,
             inference.reference_arrays.DataError,
             inference.asr.AsrError) as error:

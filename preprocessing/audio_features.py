@@ -280,6 +280,42 @@ def _gauss_window(length, sigma):
     return np.exp(-0.5 * ((i - centre) / (sigma * centre)) ** 2)
 
 
+def pitch_window():
+    """The pitch frame's Gaussian window and its ACF normalised to lag 0.
+
+    Returns:
+        (float64 [PITCH_WINDOW], float64 [PITCH_FFT]).
+    """
+    if "pitch_window" not in _CACHE:
+        window = _gauss_window(PITCH_WINDOW, PITCH_SIGMA)
+        window_acf = np.fft.irfft(np.abs(np.fft.rfft(window, PITCH_FFT)) ** 2,
+                                  PITCH_FFT)
+        _CACHE["pitch_window"] = (window, window_acf / window_acf[0])
+    return _CACHE["pitch_window"]
+
+
+def loudness_weights():
+    """The loudness frame's Hamming window and its weighted band filters.
+
+    Returns:
+        (float64 [LOUDNESS_WINDOW], float64 [N_FFT // 2 + 1, N_MELS]): the
+        mel filters 20-8000 Hz times the equal-loudness curve, transposed.
+    """
+    if "loudness" not in _CACHE:
+        filters = _mel_filters(N_FFT, LOUDNESS_FMIN, LOUDNESS_FMAX)
+        # Hermansky's equal-loudness curve at each band's centre frequency
+        # (rastamat/PLP `postaud`, which cPlp's doAud follows).
+        fft_freqs = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+        centres = (filters @ fft_freqs) / np.maximum(filters.sum(axis=1),
+                                                     1e-12)
+        fsq = centres ** 2
+        equal_loudness = ((fsq / (fsq + 1.6e5)) ** 2
+                          * ((fsq + 1.44e6) / (fsq + 9.61e6)))
+        _CACHE["loudness"] = (np.hamming(LOUDNESS_WINDOW),
+                              filters.T * equal_loudness[None, :])
+    return _CACHE["loudness"]
+
+
 def _pitch_tracks(x):
     """F0, voicing and HNR per 10 ms frame.
 
@@ -296,12 +332,7 @@ def _pitch_tracks(x):
     if n == 0:
         empty = np.zeros(0)
         return empty, empty, empty
-    if "pitch_window" not in _CACHE:
-        window = _gauss_window(PITCH_WINDOW, PITCH_SIGMA)
-        window_acf = np.fft.irfft(np.abs(np.fft.rfft(window, PITCH_FFT)) ** 2,
-                                  PITCH_FFT)
-        _CACHE["pitch_window"] = (window, window_acf / window_acf[0])
-    window, window_acf = _CACHE["pitch_window"]
+    window, window_acf = pitch_window()
     windowed = frames * window
     # openSMILE takes this RMS from the windowed frame too.
     rms = np.sqrt(np.mean(windowed ** 2, axis=1))
@@ -366,19 +397,7 @@ def _loudness(x):
     frames = _frames(x, LOUDNESS_WINDOW)
     if len(frames) == 0:
         return np.zeros(0)
-    if "loudness" not in _CACHE:
-        filters = _mel_filters(N_FFT, LOUDNESS_FMIN, LOUDNESS_FMAX)
-        # Hermansky's equal-loudness curve at each band's centre frequency
-        # (rastamat/PLP `postaud`, which cPlp's doAud follows).
-        fft_freqs = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
-        centres = (filters @ fft_freqs) / np.maximum(filters.sum(axis=1),
-                                                     1e-12)
-        fsq = centres ** 2
-        equal_loudness = ((fsq / (fsq + 1.6e5)) ** 2
-                          * ((fsq + 1.44e6) / (fsq + 9.61e6)))
-        _CACHE["loudness"] = (np.hamming(LOUDNESS_WINDOW),
-                              filters.T * equal_loudness[None, :])
-    window, weighted_filters = _CACHE["loudness"]
+    window, weighted_filters = loudness_weights()
     power = np.abs(np.fft.rfft(frames * window, N_FFT, axis=1)) ** 2
     bands = power @ weighted_filters
     return LOUDNESS_SCALE * np.sum(bands ** LOUDNESS_COMPRESSION, axis=1)
