@@ -52,7 +52,8 @@ from preprocessing import splits as splits_lib
 from preprocessing import text_features
 
 # Bump when the arrays written for the same inputs would change.
-BUILD_VERSION = 1
+# 2: dev speakers drawn class-aware; loso's default dev = whole speakers.
+BUILD_VERSION = 2
 CORPORA = ("iemocap", "manifest")
 VOCABULARY_POLICIES = ("train", "all")
 MAX_LISTED_PROBLEMS = 1000
@@ -82,10 +83,13 @@ class BuildConfig:
         embedding_dim: int or None. None = GloVe's size, or 300.
         embedding_seed: int. Seed of the random embedding rows.
         split_seed: int. Seed for `loso` (random dev) and `speaker` splits.
-        loso_dev: `"random"` or `"next_session"`.
+        loso_dev: `"speakers"` (whole speakers of the training sessions,
+            disjoint from train and test), `"next_session"` or `"random"`
+            (utterances; dev shares speakers with train).
         dev_fraction: float. Dev share for `loso_dev="random"`.
         num_folds: int. Folds for the `speaker` split.
-        dev_speakers: int. Dev speakers per `speaker` fold.
+        dev_speakers: int. Dev speakers per `speaker` fold and per `loso`
+            fold with `loso_dev="speakers"`.
         vocabulary: `"train"` (per fold, train split only) or `"all"`.
         vocabulary_file: str or None. A `dic.pkl` to reuse instead.
         min_count: int. Rarer tokens map to `_UNK_`.
@@ -113,7 +117,7 @@ class BuildConfig:
     embedding_dim: int = None
     embedding_seed: int = 0
     split_seed: int = 0
-    loso_dev: str = "random"
+    loso_dev: str = "speakers"
     dev_fraction: float = 0.1
     num_folds: int = 5
     dev_speakers: int = 1
@@ -385,7 +389,7 @@ def build(config, log=None):
         config.split, len(examples),
         speakers=[e.speaker for e in examples],
         sessions=[e.session for e in examples], seed=config.split_seed,
-        **_split_options(config))
+        labels=labels, **_split_options(config))
 
     fixed_vocabulary = None
     if config.vocabulary_file:
@@ -482,6 +486,10 @@ def build(config, log=None):
             "sizes": {k: int(len(v)) for k, v in rows.items()},
             "split_ids": {k: [examples[i].id for i in v]
                           for k, v in rows.items()},
+            # Row-aligned speakers, for per-speaker feature normalisation.
+            "split_speakers": {k: [None if examples[i].speaker is None
+                                   else str(examples[i].speaker) for i in v]
+                               for k, v in rows.items()},
         }
         fold_dir = os.path.join(config.output_dir, name)
         reference_arrays.write_fold(fold_dir, fold_splits, vocabulary,
@@ -525,7 +533,8 @@ def _waveform_info(config):
 
 def _split_options(config):
     if config.split == "loso":
-        return {"dev": config.loso_dev, "dev_fraction": config.dev_fraction}
+        return {"dev": config.loso_dev, "dev_fraction": config.dev_fraction,
+                "dev_speakers": config.dev_speakers}
     if config.split == "speaker":
         return {"num_folds": config.num_folds,
                 "dev_speakers": config.dev_speakers}
@@ -572,11 +581,17 @@ def _define_flags():
     flags.DEFINE_integer("embedding_seed", 0, "Seed of random rows.")
     flags.DEFINE_integer("split_seed", 0, "Seed for loso/speaker splits "
                          "(random5 uses the original's 337/3372).")
-    flags.DEFINE_enum("loso_dev", "random", ["random", "next_session"],
-                      "Dev set of a loso fold.")
+    flags.DEFINE_enum("loso_dev", "speakers",
+                      list(splits_lib.LOSO_DEV_POLICIES),
+                      "Dev set of a loso fold: speakers = --dev_speakers "
+                      "whole speakers of the training sessions (in neither "
+                      "train nor test); next_session; random = "
+                      "--dev_fraction of the training utterances (shares "
+                      "speakers with train).")
     flags.DEFINE_float("dev_fraction", 0.1, "Dev share for loso_dev=random.")
     flags.DEFINE_integer("num_folds", 5, "Folds for split=speaker.")
-    flags.DEFINE_integer("dev_speakers", 1, "Dev speakers per speaker fold.")
+    flags.DEFINE_integer("dev_speakers", 1, "Dev speakers per fold "
+                         "(split=speaker, and loso with loso_dev=speakers).")
     flags.DEFINE_enum("vocabulary", "train", list(VOCABULARY_POLICIES),
                       "train = per fold from its train split (sorted); all "
                       "= over all data, as the original.")
