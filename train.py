@@ -167,6 +167,13 @@ def define_flags():
         "attention with a learned query).",
     )
     flags.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
+    flags.DEFINE_boolean(
+        "baseline_select", True,
+        "BASELINE_SVM/BASELINE_LOGREG: pick C (and the RBF gamma) on dev UA "
+        "from a small grid (never on test); off: C=1, gamma=1/D.")
+    flags.DEFINE_enum(
+        "baseline_class_weight", "balanced", ["balanced", "none"],
+        "BASELINE_*: class weights of the scikit-learn fit.")
     # Ensembles of trained runs (ensemble_runs.py): --model and --data_dir
     # are then ignored (the members' fold folder is used).
     flags.DEFINE_list(
@@ -280,6 +287,8 @@ DEFAULT_PREFIXES = {
     "TRANSFORMER_FUSION": "SE_transformer_fusion",
 }
 SEED_MODELS = ("BLSTM_SA_TEXT", "CNN_SPEC", "MMMF", "TRANSFORMER_FUSION")
+# The classical baseline (models/baseline.py, baseline_runs.py).
+BASELINE_MODELS = ("BASELINE_SVM", "BASELINE_LOGREG")
 
 
 def _seed_model_parts(model, hparams):
@@ -436,6 +445,8 @@ def train(
     text_encoder_trainable=True,
     text_encoder_pooling="pooled",
     text_encoder_seq_length=128,
+    baseline_select=True,
+    baseline_class_weight="balanced",
     log=print,
 ):
     """Trains one model; returns (run_dir, TrainResult, result line).
@@ -451,6 +462,15 @@ def train(
     from models import training
     from models import wav2vec2_models
 
+    if model in BASELINE_MODELS:
+        # Fitted by scikit-learn, not by the Trainer (baseline_runs.py); the
+        # training-schedule arguments do not apply.
+        import baseline_runs
+
+        return baseline_runs.train_baseline(
+            model, data_dir, output_dir, run_dir, result_file, graph_prefix,
+            batch_size or 128, encoder_size_audio, seed, export,
+            baseline_select, baseline_class_weight, log)
     # A wav2vec2 audio encoder: the W2V2 models, or TRANSFORMER_FUSION
     # --audio_encoder=wav2vec2.
     is_wav2vec2 = model in WAV2VEC2_MODELS or (

@@ -2,6 +2,7 @@
 
 import inspect
 
+from models import baseline
 from models import wav2vec2_models
 from models import seed_models
 from models import yoon
@@ -16,6 +17,9 @@ MODELS = {
     # The other seed systems: BLSTM_SA_TEXT, CNN_SPEC, MMMF,
     # TRANSFORMER_FUSION (models/seed_models.py).
     **seed_models.MODELS,
+    # The classical baseline: functionals + RBF SVM / logistic regression,
+    # fitted by scikit-learn (models/baseline.py).
+    **baseline.MODELS,
 }
 
 
