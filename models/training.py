@@ -55,6 +55,7 @@ import keras
 import tensorflow as tf
 
 from models import metrics
+from models import optimizers
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
@@ -85,6 +86,21 @@ class TrainConfig:
         mixed_precision: bool. Compute in float16 with float32 weights and
             dynamic loss scaling (`mixed_float16`), on GPU only; ignored (with
             a log line) when no GPU is visible.
+
+    Recipe settings (`models/recipes.py`; their defaults leave the
+    reference schedule exactly as it is):
+
+        validation_every: int. Steps between validations; 0 = the
+            original's formula (`validation_ratio`).
+        min_steps: int. Never stop early before this step.
+        warmup_steps, lr_decay: linear warm-up over that many steps, then
+            "none" | "cosine" | "linear" decay to 0 at `num_train_steps`
+            (`optimizers.WarmupDecay`).
+        weight_decay: float. > 0: AdamW (decoupled, biases excluded).
+        class_weights: tuple of float or None. Per-class weights of the
+            training loss (dev/test losses stay unweighted).
+        selection: "loss" (the original: lowest summed dev loss) or "ua"
+            (highest dev UA, ties broken by the lower loss).
     """
 
     batch_size: int = 128
@@ -96,6 +112,13 @@ class TrainConfig:
     clip_value: float = 10.0
     jit_compile: bool = False
     mixed_precision: bool = False
+    validation_every: int = 0
+    min_steps: int = 0
+    warmup_steps: int = 0
+    lr_decay: str = "none"
+    weight_decay: float = 0.0
+    class_weights: tuple = None
+    selection: str = "loss"
 
 
 @dataclasses.dataclass
@@ -128,9 +151,8 @@ def sigmoid_cross_entropy(logits, labels, num_classes):
 
 
 def make_optimizer(config):
-    return keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999,
-        epsilon=config.adam_epsilon, clipvalue=config.clip_value)
+    """Adam as the original (AdamW and a rate schedule if the config asks)."""
+    return optimizers.adam(config.learning_rate, config)
 
 
 def distribute_eval_dataset(strategy, dataset):
@@ -310,6 +332,11 @@ class Trainer:
             self.patience = tf.Variable(config.patience, dtype=tf.int64,
                                         trainable=False)
             self.stopped = tf.Variable(False, trainable=False)
+            # Only for UA selection, so reference checkpoints keep their
+            # structure (and old runs still resume).
+            self.best_dev_ua = (tf.Variable(-1.0, dtype=tf.float64,
+                                            trainable=False)
+                                if config.selection == "ua" else None)
         self.input_names = _input_names(self.model)
         self.evaluator = Evaluator(self.model, strategy, num_classes)
         checkpoint = tf.train.Checkpoint(
@@ -318,7 +345,9 @@ class Trainer:
             best_dev_loss=self.best_dev_loss,
             best_dev_accuracy=self.best_dev_accuracy,
             test_at_best=self.test_at_best, best_step=self.best_step,
-            patience=self.patience, stopped=self.stopped)
+            patience=self.patience, stopped=self.stopped,
+            **({"best_dev_ua": self.best_dev_ua}
+               if self.best_dev_ua is not None else {}))
         self.manager = tf.train.CheckpointManager(
             checkpoint, self._writable(CHECKPOINT_DIR), max_to_keep=2)
         self.best_manager = tf.train.CheckpointManager(
@@ -388,12 +417,16 @@ class Trainer:
         names, num_classes = self.input_names, self.num_classes
         global_batch = self.config.batch_size
         variables = model.trainable_variables
+        class_weights = (None if self.config.class_weights is None else
+                         tf.constant(self.config.class_weights, tf.float32))
 
         def gradients_fn(features, labels):
             with tf.GradientTape() as tape:
                 logits = _logits(model, features, names, True)
                 per_example = sigmoid_cross_entropy(
                     logits, labels, num_classes) / num_classes
+                if class_weights is not None:
+                    per_example *= tf.gather(class_weights, labels)
                 loss = tf.nn.compute_average_loss(
                     per_example, global_batch_size=global_batch)
                 # Identity unless loss scaling (mixed precision) is on.
@@ -499,8 +532,8 @@ class Trainer:
         """
         config, strategy = self.config, self.strategy
         start_step = self.restore()
-        frequency = validation_frequency(num_train, config.batch_size,
-                                         config.validation_ratio)
+        frequency = config.validation_every or validation_frequency(
+            num_train, config.batch_size, config.validation_ratio)
         self.log(f"[Info] Valid Freq = {frequency}")
         if self.num_replicas > 1:
             self.log(f"[Info] {self.num_replicas} replicas: per-replica "
@@ -546,11 +579,23 @@ class Trainer:
             validation_frequency=frequency, final_dev=final_dev,
             final_test=final_test, train_seconds=train_seconds)
 
+    def _improved(self, dev_metrics):
+        """Whether a validation beats the best so far (`config.selection`)."""
+        loss = dev_metrics["loss_sum"]
+        lower = loss < float(self.best_dev_loss.numpy())
+        if self.best_dev_ua is None:
+            return lower
+        best_ua = float(self.best_dev_ua.numpy())
+        return dev_metrics["ua"] > best_ua or (
+            dev_metrics["ua"] == best_ua and lower)
+
     def _validate(self, step, dev, test, writer, started, num_train):
         dev_metrics = self.evaluate(dev)
         dev_loss = dev_metrics["loss_sum"]
         test_accuracy = 0.0
-        if dev_loss < float(self.best_dev_loss.numpy()):
+        if self._improved(dev_metrics):
+            if self.best_dev_ua is not None:
+                self.best_dev_ua.assign(dev_metrics["ua"])
             test_metrics = self.evaluate(test)
             test_accuracy = test_metrics["wa"]
             self.best_dev_loss.assign(dev_loss)
@@ -563,9 +608,10 @@ class Trainer:
                 tf.summary.scalar("test_accuracy", test_accuracy)
                 tf.summary.scalar("test_ua", test_metrics["ua"])
         elif int(self.patience.numpy()) == 0:
-            self.stopped.assign(True)
-            self.log("early stopped")
-            return
+            if step >= self.config.min_steps:
+                self.stopped.assign(True)
+                self.log("early stopped")
+                return
         else:
             self.patience.assign_sub(1)
         with writer.as_default(step=step):
