@@ -215,7 +215,8 @@ def normalize_speakers(fold, max_frames=750):
             "per-speaker normalisation needs 'split_speakers' (one speaker "
             "per row of each split); this fold has none or the wrong "
             "number. Rebuild it with `python -m preprocessing.build_arrays "
-            "... --force`, which stores them.")
+            "... --force`, which stores them, or train with "
+            "--nospeaker_norm (global statistics only).")
     train = fold.splits["train"]
     fallback = speaker_norm.global_statistics(
         train.mfcc, train.seq_len, train.prosody, max_frames)

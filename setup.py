@@ -27,7 +27,9 @@ setuptools.setup(
         "tensorboard>=2.16",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "optuna>=3.4"],
+        # Hyperparameter search (search.py).
+        "search": ["optuna>=3.4"],
         # Exact openSMILE features as in the original (optional).
         "opensmile": ["opensmile>=2.5"],
     },

@@ -261,3 +261,51 @@ def test_config_file_is_read_back_and_command_line_wins(tmp_path):
     with pytest.raises(ValueError, match="unknown flags"):
         recipes.apply_config_file(values, str(path))
     assert os.path.exists(path)
+
+
+# --- hyperparameter search --------------------------------------------------
+
+def test_search_writes_a_config_train_reads_back(tmp_path):
+    pytest.importorskip("optuna")
+    import search
+    import train
+
+    fold = helpers.write_random_fold(tmp_path / "fold", sizes=(16, 8, 8))
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({
+        "fixed": {"model": "ARE_POOL", "recipe": "real", "max_epochs": 1,
+                  "batch_size": 8, "encoder_size_audio": 20,
+                  "hidden_units": 4, "use_glove": False,
+                  "speaker_norm": False},
+        "params": {"hidden_dim_audio": {"type": "int", "low": 2, "high": 4,
+                                        "step": 2},
+                   "lr": {"type": "float", "low": 1e-3, "high": 1e-2,
+                          "log": True}}}))
+    output = tmp_path / "best.json"
+    config = search.search(str(space), [fold], str(output),
+                           str(tmp_path / "trials"), n_trials=1,
+                           storage=f"sqlite:///{tmp_path / 'study.db'}",
+                           log=lambda _: None)
+    assert config["search"]["trials"] == 1
+    assert 0.0 <= config["search"]["best_dev_ua"] <= 1.0
+    # Resuming the study with the same trial count trains nothing more.
+    again = search.search(str(space), [fold], str(output),
+                          str(tmp_path / "trials"), n_trials=1,
+                          storage=f"sqlite:///{tmp_path / 'study.db'}",
+                          log=lambda _: None)
+    assert again["flags"] == config["flags"]
+    values = recipes.read_config_file(str(output), search._train_arguments())
+    assert values["hidden_dim_audio"] in (2, 4)
+    run_dir, result, _ = train.train(
+        **values, data_dir=fold, run_dir=str(tmp_path / "run"),
+        result_file=str(tmp_path / "results.txt"), export=False,
+        log=lambda _: None)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["kwargs"]["audio_units"] == values[
+        "hidden_dim_audio"]
+    assert saved["train"]["learning_rate"] == pytest.approx(values["lr"])
+    with pytest.raises(search.SpaceError, match="unknown train.py flags"):
+        space.write_text(json.dumps({"params": {"nope": {"type": "int",
+                                                         "low": 1,
+                                                         "high": 2}}}))
+        search.load_space(str(space))
