@@ -8,16 +8,23 @@ Semantics of the original trainers (yoon_spec.md §4), kept exactly:
 * Every step draws a batch (the input function decides how; the reference
   sampler draws uniformly with replacement).
 * Validation every `int(n_train · 0.3 / batch) + 1` steps. A lower summed dev
-  loss is an improvement: record the dev accuracy, evaluate test right
-  away, reset patience to 7. Otherwise stop if patience is 0, else decrement
-  it: the run stops at the 8th validation in a row without improvement.
+  loss is an improvement: record the dev accuracy, reset patience to 7.
+  Otherwise stop if patience is 0, else decrement it: the run stops at the
+  8th validation in a row without improvement.
+* One change: the original evaluated TEST at every improvement; here test
+  is never scored during training. It is scored once, at the end, on the
+  restored best weights, and that is the "test accuracy at best dev" of
+  TEST_run_result.txt (the same number: the weights are the same).
 
 Added, as a modern user expects: the best weights are kept and restored at
 the end and both splits re-evaluated (WA, UA, confusion matrix); a checkpoint
 of model, optimizer, step, dropout RNG state and early-stopping state is
 written at every validation so a killed run resumes where it stopped (the
 sampler is keyed on the step, so it resumes the same batch stream);
-TensorBoard scalars.
+TensorBoard scalars (train loss, dev loss/WA/UA, learning rate, steps/s);
+a progress bar with steps/s and ETA; one validation line naming its fields
+(step, epoch, train loss, dev loss, dev WA/UA, best so far, patience).
+A run that ends before its first validation selects its last weights.
 
 Distribution (any `tf.distribute` strategy; see `make_strategy`):
 
@@ -274,6 +281,9 @@ class Trainer:
             as Keras optimizers made like `make_optimizer` do: under several
             replicas the Trainer sums and clips first (see
             `_summed_and_clipped`). Not with mixed precision.
+        progress: bool. A progress bar (steps, steps/s, ETA to the step
+            limit) on stderr, chief only; live on a terminal, one line
+            every 30 s otherwise.
 
     Raises:
         ValueError: the global batch does not split evenly over the
@@ -281,8 +291,10 @@ class Trainer:
     """
 
     def __init__(self, build_model, strategy, run_dir, config, num_classes,
-                 label_names=None, log=print, optimizer_fn=None):
+                 label_names=None, log=print, optimizer_fn=None,
+                 progress=True):
         self.strategy = strategy
+        self.progress = progress
         self.run_dir = run_dir
         self.config = config
         self.num_classes = num_classes
@@ -541,35 +553,53 @@ class Trainer:
                      f"global batch {config.batch_size}.")
         train_data = self._train_dataset(make_train_dataset, start_step)
         dev = distribute_eval_dataset(strategy, dev_dataset)
-        test = distribute_eval_dataset(strategy, test_dataset)
         iterator = iter(train_data)
         train_step = self._last_train_step = self._train_function()
         writer = tf.summary.create_file_writer(
             self._writable(TENSORBOARD_DIR))
         started = time.time()
         step = start_step
+        progress = _Progress(start_step, config.num_train_steps,
+                             self.is_chief and self.progress)
+        # Training losses since the last validation (averaged for its line).
+        interval = _Interval(step)
         while (step < config.num_train_steps
                and not bool(self.stopped.numpy())):
             loss = train_step(iterator)
             step += 1
             self.step.assign(step)
+            interval.add(loss)
+            progress.update(step)
             with writer.as_default(step=step):
                 tf.summary.scalar("mean_loss", loss)
             if step % frequency == 0:
-                self._validate(step, dev, test, writer, started,
-                               num_train)
+                with progress.paused():
+                    self._validate(step, dev, writer, num_train,
+                                   interval.close(step))
                 self.manager.save(checkpoint_number=step)
+        progress.close()
         writer.flush()
         train_seconds = time.time() - started
         self.log(f"Total steps : {step}")
         # Save the current state first: a later resume must continue from
         # these weights, not from the best ones restored below.
         self.manager.save(checkpoint_number=step)
-        if self.best_manager.latest_checkpoint:
+        validated = bool(self.best_manager.latest_checkpoint)
+        if validated:
             tf.train.Checkpoint(model=self.model).restore(
                 self.best_manager.latest_checkpoint).expect_partial()
         final_dev = self.evaluate(dev)
-        final_test = self.evaluate(test)
+        # The test split is scored once, here, on the selected weights: the
+        # original's "test accuracy at the best dev" is this number.
+        final_test = self.evaluate(distribute_eval_dataset(strategy,
+                                                           test_dataset))
+        self.test_at_best.assign(final_test["wa"])
+        if not validated:
+            # A run shorter than one validation interval: its last weights
+            # are the selected ones (never a placeholder 0.000).
+            self.best_step.assign(step)
+            self.best_dev_loss.assign(final_dev["loss_sum"])
+            self.best_dev_accuracy.assign(final_dev["wa"])
         return TrainResult(
             steps=step, best_step=int(self.best_step.numpy()),
             best_dev_loss=float(self.best_dev_loss.numpy()),
@@ -589,40 +619,130 @@ class Trainer:
         return dev_metrics["ua"] > best_ua or (
             dev_metrics["ua"] == best_ua and lower)
 
-    def _validate(self, step, dev, test, writer, started, num_train):
+    def _validate(self, step, dev, writer, num_train, interval):
+        """Scores DEV only (never test), updates the best weights and the
+        patience, and logs one line naming its fields.
+
+        Args:
+            interval: dict with `train_loss` (mean over the steps since the
+                last validation) and `steps_per_second`.
+        """
         dev_metrics = self.evaluate(dev)
         dev_loss = dev_metrics["loss_sum"]
-        test_accuracy = 0.0
-        if self._improved(dev_metrics):
+        improved = self._improved(dev_metrics)
+        stop = False
+        if improved:
             if self.best_dev_ua is not None:
                 self.best_dev_ua.assign(dev_metrics["ua"])
-            test_metrics = self.evaluate(test)
-            test_accuracy = test_metrics["wa"]
             self.best_dev_loss.assign(dev_loss)
             self.best_dev_accuracy.assign(dev_metrics["wa"])
-            self.test_at_best.assign(test_accuracy)
             self.best_step.assign(step)
             self.patience.assign(self.config.patience)
             self.best_manager.save(checkpoint_number=step)
-            with writer.as_default(step=step):
-                tf.summary.scalar("test_accuracy", test_accuracy)
-                tf.summary.scalar("test_ua", test_metrics["ua"])
         elif int(self.patience.numpy()) == 0:
             if step >= self.config.min_steps:
                 self.stopped.assign(True)
-                self.log("early stopped")
-                return
+                stop = True
         else:
             self.patience.assign_sub(1)
         with writer.as_default(step=step):
             tf.summary.scalar("valid_loss", dev_loss)
             tf.summary.scalar("valid_accuracy", dev_metrics["wa"])
             tf.summary.scalar("valid_ua", dev_metrics["ua"])
-        minutes = int((time.time() - started) / 60)
-        seen = step * self.config.batch_size
-        self.log(f"{minutes} step/seen/itr: {step}/{seen}/"
-                 f"{seen / num_train:.2f}\tdev: {dev_metrics['wa']:.3f}  "
-                 f"test: {test_accuracy:.3f}  loss: {dev_loss:.2f}")
+            tf.summary.scalar("steps_per_second",
+                              interval["steps_per_second"])
+            rate = _current_learning_rate(self.optimizer)
+            if rate is not None:
+                tf.summary.scalar("learning_rate", rate)
+        epoch = step * self.config.batch_size / max(num_train, 1)
+        best = (f"best step {int(self.best_step.numpy())} (dev loss "
+                f"{float(self.best_dev_loss.numpy()):.2f}, WA "
+                f"{float(self.best_dev_accuracy.numpy()):.3f})")
+        self.log(f"[valid] step {step} | epoch {epoch:.2f} | train loss "
+                 f"{interval['train_loss']:.4f} | dev loss {dev_loss:.2f} "
+                 f"| dev WA {dev_metrics['wa']:.3f} UA "
+                 f"{dev_metrics['ua']:.3f} | "
+                 + ("new best" if improved else best)
+                 + f" | patience {int(self.patience.numpy())} | "
+                 f"{interval['steps_per_second']:.2f} steps/s")
+        if stop:
+            self.log("early stopped")
+
+
+class _Interval:
+    """Mean training loss and speed over the steps between validations."""
+
+    def __init__(self, step):
+        self._start(step)
+
+    def _start(self, step):
+        self.first_step, self.started, self.losses = step, time.time(), []
+
+    def add(self, loss):
+        # Kept as tensors: reading one would block on every step.
+        self.losses.append(loss)
+
+    def close(self, step):
+        """Returns the interval's figures and starts the next one."""
+        seconds = max(time.time() - self.started, 1e-9)
+        losses = [float(loss) for loss in self.losses]
+        figures = {"train_loss": sum(losses) / max(len(losses), 1),
+                   "steps_per_second": (step - self.first_step) / seconds}
+        self._start(step)
+        return figures
+
+
+class _Progress:
+    """A tqdm bar over the training steps (or nothing when disabled)."""
+
+    def __init__(self, start_step, total, enabled):
+        self.bar = None
+        if not enabled:
+            return
+        import sys
+
+        import tqdm
+
+        live = sys.stderr.isatty()
+        self.bar = tqdm.tqdm(
+            total=total, initial=start_step, unit="step",
+            desc="train (step limit)", dynamic_ncols=live, ncols=None
+            if live else 100, mininterval=0.5 if live else 30.0,
+            file=sys.stderr, leave=True)
+
+    def update(self, step):
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Clears the bar while other lines are printed."""
+        if self.bar is not None:
+            self.bar.clear()
+        try:
+            yield
+        finally:
+            if self.bar is not None:
+                self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _current_learning_rate(optimizer):
+    """The learning rate the optimizer applies now (None if it has none,
+    e.g. a custom two-rate optimizer)."""
+    try:
+        rate = optimizer.learning_rate
+    except (AttributeError, NotImplementedError):
+        return None
+    if callable(rate):
+        rate = rate(optimizer.iterations)
+    try:
+        return float(rate)
+    except (TypeError, ValueError):
+        return None
 
 
 def _rng_state(model):
