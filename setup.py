@@ -25,6 +25,8 @@ setuptools.setup(
         # Plots (confusion matrix); librosa already pulls it in indirectly.
         "matplotlib>=3.7",
         "tensorboard>=2.16",
+        # The training progress bar (models/training.py).
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": ["pytest>=7", "optuna>=3.4"],
