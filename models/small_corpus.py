@@ -89,6 +89,8 @@ class ARE_POOL(config_model.ConfigModel):
                 gru = keras.layers.Bidirectional(
                     gru, name=f"audio_bigru_{index}")
             frames = gru(frames, mask=mask)
+        # The pooling layers take the lengths; the Keras mask ends here.
+        frames = _DropMask(name="drop_mask")(frames)
         if pooling == "attention":
             pooled = pooling_lib.AttentionPooling(name="attention_pooling")(
                 frames, lengths)
@@ -153,6 +155,21 @@ class FrameStride(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class _DropMask(keras.layers.Layer):
+    """Identity that consumes an incoming Keras mask (returns none)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        return inputs
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 @keras.saving.register_keras_serializable(package="mse")
