@@ -11,31 +11,6 @@ from preprocessing import reference_arrays
 from tests import helpers
 
 
-def _separable_split(n, seed, frames=750):
-    """A split whose class shifts every MFCC mean and 10 prosody values (n
-    is below the 113 functionals, so the signal must be broad)."""
-    split = helpers.random_split(n, frames=frames, max_frames=70, seed=seed)
-    label = np.arange(n, dtype=np.int32) % 4
-    lengths = np.minimum(split.seq_len, frames)
-    for row in range(n):
-        split.mfcc[row, :lengths[row]] += 1.5 * label[row]
-    split.prosody[:, :10] += 1.5 * label[:, None]
-    split.label = label
-    return split
-
-
-def _write_fold(path, sizes=(48, 16, 20)):
-    splits = {name: _separable_split(n, seed)
-              for seed, (name, n) in enumerate(zip(reference_arrays.SPLITS,
-                                                   sizes))}
-    vocabulary = {"_PAD_": 0, "_UNK_": 1}
-    vocabulary.update({f"w{i}": i for i in range(2, 30)})
-    embedding = np.zeros((30, 4), np.float32)
-    reference_arrays.write_fold(str(path), splits, vocabulary, embedding,
-                                {"label_names": list(helpers.LABEL_NAMES)})
-    return str(path)
-
-
 def _batch(split, rows):
     return {"audio_mfcc": split.mfcc[rows], "audio_length": np.minimum(
         split.seq_len[rows], split.mfcc.shape[1]).astype(np.int32),
@@ -43,7 +18,7 @@ def _batch(split, rows):
 
 
 def test_functionals_ignore_padding_and_match_numpy():
-    split = _separable_split(6, seed=1)
+    split = helpers.separable_split(6, seed=1)
     batch = _batch(split, np.arange(6))
     layer = baseline.UtteranceFunctionals()
     got = layer(batch["audio_mfcc"], batch["audio_length"],
@@ -105,7 +80,7 @@ def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
     import train
     from tools import results_table
 
-    fold = _write_fold(tmp_path / "fold")
+    fold = helpers.write_separable_fold(tmp_path / "fold")
     result_file = str(tmp_path / "results.txt")
     run_dir, result, line = train.train(
         model="BASELINE_SVM", data_dir=fold, run_dir=str(tmp_path / "svm"),
@@ -147,7 +122,7 @@ def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
 def test_logreg_run_without_selection(tmp_path):
     import train
 
-    fold = _write_fold(tmp_path / "fold")
+    fold = helpers.write_separable_fold(tmp_path / "fold")
     run_dir, result, _ = train.train(
         model="BASELINE_LOGREG", data_dir=fold, run_dir=str(tmp_path / "lr"),
         result_file=str(tmp_path / "r.txt"), encoder_size_audio=80,
