@@ -45,7 +45,7 @@ REFERENCE = dict(
     speaker_norm=False, normalize_audio=False, spec_augment=False,
     wave_augment=False, selection="loss")
 REAL = dict(
-    REFERENCE, batch_size=32, patience=10, sampling="epochs", max_epochs=60,
+    REFERENCE, batch_size=32, patience=6, sampling="epochs", max_epochs=30,
     min_epochs=10, warmup_epochs=2, lr_decay="cosine", weight_decay=1e-3,
     class_balance=True, speaker_norm=True, normalize_audio=True)
 RECIPES = {"reference": REFERENCE, "real": REAL}

@@ -91,12 +91,12 @@ def define_flags():
         None,
         "Early stopping: stop at the (patience+1)-th validation "
         "in a row without a better dev score (reference 7 validations; "
-        "with --max_epochs: epochs, real 10).",
+        "with --max_epochs: epochs, real 6).",
     )
     flags.DEFINE_integer(
         "max_epochs", None,
         "Train at most this many epochs, validating once per epoch "
-        "(real 60; reference: step schedule).")
+        "(real 30; reference: step schedule).")
     flags.DEFINE_integer("min_epochs", None,
                          "Never stop early before this many epochs (real "
                          "10).")
