@@ -281,9 +281,9 @@ class Trainer:
             as Keras optimizers made like `make_optimizer` do: under several
             replicas the Trainer sums and clips first (see
             `_summed_and_clipped`). Not with mixed precision.
-        progress: bool. A progress bar (steps, steps/s, ETA to the step
-            limit) on stderr, chief only; live on a terminal, one line
-            every 30 s otherwise.
+        progress: bool. Progress on stderr (steps, steps/s, ETA to the
+            step limit), chief only: a live tqdm bar on a terminal, a plain
+            line every 30 s otherwise.
 
     Raises:
         ValueError: the global batch does not split evenly over the
@@ -693,30 +693,51 @@ class _Interval:
 
 
 class _Progress:
-    """A tqdm bar over the training steps (or nothing when disabled)."""
+    """Training progress on stderr: a live tqdm bar on a terminal; in a log
+    file (no terminal) a plain line every 30 s instead of bar redraws."""
+
+    LOG_INTERVAL = 30.0
 
     def __init__(self, start_step, total, enabled):
-        self.bar = None
-        if not enabled:
-            return
         import sys
 
-        import tqdm
+        self.bar = None
+        self.enabled = enabled
+        self.total = total
+        self.file = sys.stderr
+        self.start_step, self.step = start_step, start_step
+        self.started = self.last_line = time.time()
+        if enabled and self.file.isatty():
+            import tqdm
 
-        live = sys.stderr.isatty()
-        self.bar = tqdm.tqdm(
-            total=total, initial=start_step, unit="step",
-            desc="train (step limit)", dynamic_ncols=live, ncols=None
-            if live else 100, mininterval=0.5 if live else 30.0,
-            file=sys.stderr, leave=True)
+            self.bar = tqdm.tqdm(total=total, initial=start_step,
+                                 unit="step", desc="train (step limit)",
+                                 dynamic_ncols=True, mininterval=0.5,
+                                 file=self.file)
 
     def update(self, step):
+        self.step = step
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
+        elif self.enabled and time.time() - self.last_line >= (
+                self.LOG_INTERVAL):
+            self.last_line = time.time()
+            self.file.write(self.line() + "\n")
+            self.file.flush()
+
+    def line(self):
+        """`[train] step s/limit | x steps/s | ETA to the step limit`."""
+        seconds = max(time.time() - self.started, 1e-9)
+        rate = (self.step - self.start_step) / seconds
+        left = (self.total - self.step) / rate if rate > 0 else float("inf")
+        eta = ("?" if left == float("inf") else
+               time.strftime("%H:%M:%S", time.gmtime(min(left, 359999))))
+        return (f"[train] step {self.step}/{self.total} | {rate:.2f} steps/s"
+                f" | ETA to the step limit {eta}")
 
     @contextlib.contextmanager
     def paused(self):
-        """Clears the bar while other lines are printed."""
+        """Clears a live bar while other lines are printed."""
         if self.bar is not None:
             self.bar.clear()
         try:
@@ -728,6 +749,9 @@ class _Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+        elif self.enabled:
+            self.file.write(self.line() + "\n")
+            self.file.flush()
 
 
 def _current_learning_rate(optimizer):

@@ -65,9 +65,11 @@ def test_validation_lines_name_fields_and_test_is_scored_once(tmp_path,
     assert valid[-1].startswith("[valid] step 12 | epoch 2.40 |")
     # "Test accuracy at best dev" is the final test on the best weights.
     assert result.test_accuracy_at_best == result.final_test["wa"]
-    # A progress bar with the rate and the time left, on stderr.
+    # Progress with the rate and the time left, on stderr (no terminal
+    # here: plain lines, no bar redraws).
     err = capsys.readouterr().err
-    assert "step/s" in err and "12/12" in err
+    assert "[train] step 12/12 | " in err and " steps/s | ETA" in err
+    assert "\r" not in err
     # TensorBoard gets the learning rate and the speed too.
     events = glob.glob(os.path.join(tmp_path, "run", "tensorboard",
                                     "events*"))
