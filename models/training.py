@@ -730,8 +730,11 @@ class _Progress:
         seconds = max(time.time() - self.started, 1e-9)
         rate = (self.step - self.start_step) / seconds
         left = (self.total - self.step) / rate if rate > 0 else float("inf")
-        eta = ("?" if left == float("inf") else
-               time.strftime("%H:%M:%S", time.gmtime(min(left, 359999))))
+        if left == float("inf"):
+            eta = "?"
+        else:
+            minutes, seconds = divmod(int(left), 60)
+            eta = f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
         return (f"[train] step {self.step}/{self.total} | {rate:.2f} steps/s"
                 f" | ETA to the step limit {eta}")
 
