@@ -3,7 +3,9 @@ or the wav2vec2 models W2V2, W2V2_TRE and W2V2_TREA.
 The seed-system models BLSTM_SA_TEXT, CNN_SPEC, MMMF and TRANSFORMER_FUSION
 (models/seed_models.py) train the same way (`bash reference_script.sh
 --all` trains every model). With --ensemble_members it builds an ensemble
-of trained runs instead (ensemble_runs.py).
+of trained runs instead (ensemble_runs.py). BASELINE_SVM and BASELINE_LOGREG
+(the classical baseline) are fitted by scikit-learn instead of trained
+(baseline_runs.py) and leave the same run folder.
 
 Example (the reference MDREA run; defaults are the reference settings):
 
