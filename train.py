@@ -252,9 +252,10 @@ def define_flags():
         "BLSTM_SA_TEXT, CNN_SPEC, TRANSFORMER_FUSION: hidden layer before "
         "the logits.")
     flags.DEFINE_enum(
-        "are_pooling", "mean_max", ["mean_max", "mean", "attention"],
-        "ARE_POOL: pooling of the GRU outputs (masked mean and max, mean, "
-        "or attention).")
+        "are_pooling", "mean_max", ["mean_max", "mean_std", "mean",
+                                    "attention"],
+        "ARE_POOL: pooling of the GRU outputs (masked mean and max, mean "
+        "and standard deviation, mean, or attention).")
     flags.DEFINE_integer(
         "frame_stride", 1,
         "ARE_POOL: average this many consecutive frames before the GRU.")

@@ -16,7 +16,7 @@ from models import config_model
 from models import layers
 from models import pooling as pooling_lib
 
-POOLINGS = ("mean_max", "mean", "attention")
+POOLINGS = ("mean_max", "mean_std", "mean", "attention")
 
 
 @keras.saving.register_keras_serializable(package="mse")
@@ -30,11 +30,14 @@ class ARE_POOL(config_model.ConfigModel):
 
     Args:
         audio_units: int. GRU units (per direction).
-        audio_layers: int. Stacked GRU layers.
+        audio_layers: int. Stacked GRU layers; 0 pools the (standardised,
+            strided) frames themselves: with "mean_std" that is a neural
+            model over the utterance functionals a classical baseline uses.
         audio_keep_prob: float. Keep probability of the input frames (per
             element) and of the pooled vector.
         bidirectional: bool. A backward GRU too (outputs concatenated).
-        pooling: "mean_max" (masked mean ⊕ masked max), "mean" or
+        pooling: "mean_max" (masked mean ⊕ masked max), "mean_std" (masked
+            mean ⊕ standard deviation), "mean" or
             "attention" (learned query, `pooling.AttentionPooling`).
         hidden_units: int. Hidden ReLU layer before the logits (0: none).
         frame_stride: int. Average each `frame_stride` consecutive real
@@ -97,6 +100,15 @@ class ARE_POOL(config_model.ConfigModel):
         else:
             pooled = pooling_lib.MaskedMeanPooling(name="mean_pooling")(
                 frames, lengths)
+            if pooling == "mean_std":
+                squares = pooling_lib.MaskedMeanPooling(
+                    name="square_pooling")(
+                        keras.layers.Multiply(name="squares")(
+                            [frames, frames]), lengths)
+                deviation = _StandardDeviation(name="std_pooling")(
+                    [pooled, squares])
+                pooled = keras.layers.Concatenate(name="pooled")(
+                    [pooled, deviation])
             if pooling == "mean_max":
                 peak = pooling_lib.MaskedMaxPooling(name="max_pooling")(
                     frames, lengths)
@@ -155,6 +167,18 @@ class FrameStride(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class _StandardDeviation(keras.layers.Layer):
+    """sqrt(max(E[x²] − E[x]², 0) + 1e-6) from [mean, mean of squares]."""
+
+    def call(self, inputs):
+        mean, squares = inputs
+        return tf.sqrt(tf.nn.relu(squares - tf.square(mean)) + 1e-6)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
 
 
 @keras.saving.register_keras_serializable(package="mse")

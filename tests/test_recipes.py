@@ -222,10 +222,12 @@ def test_patience_in_epochs_stops_where_it_should(tmp_path):
 # --- the small-corpus model -------------------------------------------------
 
 def test_are_pool_padded_batch_equals_alone_and_round_trips():
-    for stride, pooling in ((1, "mean_max"), (3, "attention")):
+    for stride, pooling, layers in ((1, "mean_max", 1), (3, "attention", 1),
+                                    (2, "mean_std", 0)):
         model = registry.build_model("ARE_POOL", audio_units=5,
-                                     hidden_units=4, frame_stride=stride,
-                                     pooling=pooling, seed=1)
+                                     audio_layers=layers, hidden_units=4,
+                                     frame_stride=stride, pooling=pooling,
+                                     seed=1)
         lengths = [13, 7, 1]
         batch = helpers.padded_batch(lengths, [1, 1, 1], frames=20,
                                      names=[t.name for t in model.inputs])
