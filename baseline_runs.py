@@ -63,6 +63,8 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         ValueError: unknown model, a class absent from train, or an
             existing run folder holding another run.
     """
+    import tensorflow as tf
+
     import experiment
     from models import run_files
     from models import training
@@ -116,8 +118,6 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
     })
     run_files.write_json(os.path.join(run_dir, "baseline.json"), report)
     log(f"[Info] run {name} -> {run_dir}")
-    import tensorflow as tf
-
     evaluator = training.Evaluator(keras_model, tf.distribute.get_strategy(),
                                    fold.num_classes)
     final = {split: evaluator(experiment.eval_dataset(

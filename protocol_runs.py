@@ -138,7 +138,8 @@ def summarize_model(records):
             [f[key] for f in folds])
     summary.update(
         per_class_recall=recall, pooled_wa=pooled_metrics["wa"],
-        pooled_ua=pooled_metrics["ua"], pooled_confusion_matrix=pooled.tolist(),
+        pooled_ua=pooled_metrics["ua"],
+        pooled_confusion_matrix=pooled.tolist(),
         label_names=names,
         train_seconds=float(sum(f["train_seconds"] for f in folds)),
         wall_seconds=float(sum(f["wall_seconds"] for f in folds)))

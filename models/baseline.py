@@ -286,7 +286,8 @@ def _fit(kind, train_x, train_y, c, gamma, class_weight, seed):
 
     if kind == SVM:
         return svm.SVC(C=c, kernel="rbf", gamma=gamma,
-                       class_weight=class_weight, decision_function_shape="ovr",
+                       class_weight=class_weight,
+                       decision_function_shape="ovr",
                        random_state=seed).fit(train_x, train_y)
     return linear_model.LogisticRegression(
         C=c, class_weight=class_weight, max_iter=5000,
