@@ -33,8 +33,11 @@ class ARE_POOL(config_model.ConfigModel):
         audio_layers: int. Stacked GRU layers; 0 pools the (standardised,
             strided) frames themselves: with "mean_std" that is a neural
             model over the utterance functionals a classical baseline uses.
-        audio_keep_prob: float. Keep probability of the input frames (per
-            element) and of the pooled vector.
+        audio_keep_prob: float. Keep probability of the pooled vector, and
+            of the input frames (per element) when there is a GRU: without
+            one the frames are pooled as they are (dropped frames would
+            change their standard deviation between training and
+            evaluation).
         bidirectional: bool. A backward GRU too (outputs concatenated).
         pooling: "mean_max" (masked mean ⊕ masked max), "mean_std" (masked
             mean ⊕ standard deviation), "mean" or
@@ -81,8 +84,9 @@ class ARE_POOL(config_model.ConfigModel):
         if frame_stride > 1:
             frames, lengths = FrameStride(frame_stride, name="frame_stride")(
                 [frames, lengths])
-        frames = keras.layers.Dropout(rate, seed=seed_at(seed, 1),
-                                      name="frame_dropout")(frames)
+        if audio_layers:
+            frames = keras.layers.Dropout(rate, seed=seed_at(seed, 1),
+                                          name="frame_dropout")(frames)
         mask = _LengthMask(name="frame_mask")([frames, lengths])
         for index in range(audio_layers):
             gru = keras.layers.GRU(audio_units, return_sequences=True,
