@@ -1,5 +1,7 @@
 """Tests for preprocessing/splits.py."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -168,3 +170,49 @@ def test_random5_ignores_labels_and_stays_exact():
     for (_, a), (_, b) in zip(plain, given):
         for key in ("train", "dev", "test"):
             np.testing.assert_array_equal(a[key], b[key])
+
+
+# The development corpus: ../shared/devcorpus next to the checkout, or
+# $DEVCORPUS (e.g. from a git worktree elsewhere).
+EMODB = os.path.join(os.environ.get("DEVCORPUS", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+    "shared", "devcorpus")), "emodb")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(EMODB, "metadata.tsv")),
+                    reason="needs ../shared/devcorpus/emodb (or $DEVCORPUS)")
+def test_emodb_leave_one_speaker_out_build(tmp_path):
+    """The development protocol on real speech: 10 folds, each speaker
+    tested once, dev speakers in neither train nor test (one utterance
+    per speaker and class, to keep it small)."""
+    from preprocessing import build_arrays
+
+    rows, seen = [], set()
+    with open(os.path.join(EMODB, "metadata.tsv")) as f:
+        header = f.readline()
+        for line in f:
+            wav, _, label, speaker = line.rstrip("\n").split("\t")
+            if label in ("angry", "happy", "sad", "neutral") and (
+                    speaker, label) not in seen:
+                seen.add((speaker, label))
+                rows.append(line.replace(wav, os.path.join(EMODB, wav), 1))
+    manifest = tmp_path / "metadata.tsv"
+    manifest.write_text(header + "".join(rows))
+    summary = build_arrays.build(build_arrays.BuildConfig(
+        corpus="manifest", manifest=str(manifest),
+        output_dir=str(tmp_path / "folds"), split="speaker", num_folds=10,
+        dev_speakers=2, embedding_dim=4, num_workers=1, progress=False,
+        label_map={"angry": 0, "happy": 1, "sad": 2, "neutral": 3,
+                   "fear": -1, "disgust": -1, "boredom": -1}),
+        log=lambda _: None)
+    policy = summary["split"]
+    assert policy["speaker_independent"] and policy["stratified"]
+    tested = [fold["test"] for fold in policy["folds"]]
+    assert sorted(s for group in tested for s in group) == sorted(
+        {speaker for speaker, _ in seen})
+    for name, fold in summary["folds"].items():
+        assert fold["sizes"] == {"train": 28, "dev": 8, "test": 4}
+        assert all(count == 1 for count in fold["counts"]["test"].values())
+    for described in policy["folds"]:
+        assert len(described["dev"]) == 2
+        assert not set(described["dev"]) & set(described["test"])
