@@ -119,8 +119,8 @@ def test_protocol_command_killed_mid_training_resumes(tmp_path):
     out = str(tmp_path / "out")
     command = [sys.executable, "protocol.py", f"--fold_root={root}",
                "--models=ARE", f"--output_dir={out}", "--folds=fold_a,fold_b",
-               "--num_train_steps=400", "--batch_size=8",
-               "--hidden_dim_audio=4", "--encoder_size_audio=40",
+               "--num_train_steps=30", "--batch_size=8",
+               "--hidden_dim_audio=4", "--encoder_size_audio=20",
                "--noexport", "--patience=1000"]
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(command, cwd=REPO, env=env,
@@ -141,4 +141,4 @@ def test_protocol_command_killed_mid_training_resumes(tmp_path):
     assert "Resumed from" in result.stdout
     saved = json.load(open(os.path.join(out, "protocol.json")))
     assert list(saved["models"]["ARE"]["folds"]) == ["fold_a", "fold_b"]
-    assert saved["models"]["ARE"]["folds"]["fold_a"]["steps"] == 400
+    assert saved["models"]["ARE"]["folds"]["fold_a"]["steps"] == 30
