@@ -13,7 +13,8 @@ to measure what it adds (README "Recipes for real corpora").
   and a minimum counted in epochs, linear warm-up then cosine decay, AdamW,
   class-balanced loss, per-speaker normalisation and global
   standardisation. Augmentation (`spec_augment`, `wave_augment`) is
-  available but off: it did not help there (see the README's ablation).
+  available but off (unmeasured; see the README's ablation, where only
+  per-speaker normalisation was measured over several folds).
 
 Options (None = the recipe's value):
 
