@@ -97,6 +97,10 @@ def evaluate(
                                 config["model"]["kwargs"])
     if split not in fold.splits:
         raise ValueError(f"{data_dir}: no split {split!r}.")
+    if config["data"].get("speaker_norm"):
+        # As in training: each split standardised per speaker.
+        experiment.normalize_speakers(fold,
+                                      config["data"]["encoder_size_audio"])
     dataset = experiment.eval_dataset(
         fold.splits[split], batch_size, config["data"]["encoder_size_audio"],
         **experiment.dataset_options(model),

@@ -25,6 +25,7 @@ import numpy as np
 from models import registry
 from preprocessing import input_pipeline
 from preprocessing import reference_arrays
+from preprocessing import speaker_norm
 from preprocessing import spectrogram
 from preprocessing import text_features
 
@@ -34,7 +35,7 @@ TEXT_MODELS = {"TRE", "MDRE", "MDREA", "W2V2_TRE", "W2V2_TREA"}
 SEED_TEXT_MODELS = {"BLSTM_SA_TEXT", "MMMF", "TRANSFORMER_FUSION"}
 TEXT_MODELS |= SEED_TEXT_MODELS
 NORMALIZED_AUDIO_MODELS = {"ARE", "MDRE", "MDREA", "CNN_SPEC", "MMMF",
-                           "TRANSFORMER_FUSION"}
+                           "TRANSFORMER_FUSION", "ARE_POOL"}
 # Models whose audio input is the raw waveform (and never MFCC/prosody).
 WAVEFORM_MODELS = {"W2V2", "W2V2_TRE", "W2V2_TREA"}
 WAVEFORM_EXTRAS = input_pipeline.WAVEFORM_FEATURES
@@ -192,6 +193,36 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
             except ValueError as error:
                 raise reference_arrays.DataError(
                     f"{data_dir}: {name} split: {error}") from error
+    return fold
+
+
+def normalize_speakers(fold, max_frames=750):
+    """Per-speaker normalisation of every split's MFCC and prosody, in place
+    (`preprocessing.speaker_norm`): each utterance standardised with its
+    speaker's statistics within its split; utterances of unknown speaker
+    with the training split's global statistics.
+
+    Raises:
+        reference_arrays.DataError: the fold manifest has no row-aligned
+            `split_speakers` (built before it was stored).
+    """
+    speakers = fold.manifest.get("split_speakers")
+    if not isinstance(speakers, dict) or any(
+            len(speakers.get(name) or ()) != len(split)
+            for name, split in fold.splits.items()):
+        raise reference_arrays.DataError(
+            f"{os.path.join(fold.path, reference_arrays.MANIFEST_NAME)}: "
+            "per-speaker normalisation needs 'split_speakers' (one speaker "
+            "per row of each split); this fold has none or the wrong "
+            "number. Rebuild it with `python -m preprocessing.build_arrays "
+            "... --force`, which stores them, or train with "
+            "--nospeaker_norm (global statistics only).")
+    train = fold.splits["train"]
+    fallback = speaker_norm.global_statistics(
+        train.mfcc, train.seq_len, train.prosody, max_frames)
+    for name, split in list(fold.splits.items()):
+        fold.splits[name] = speaker_norm.normalize_split(
+            split, speakers[name], fallback, max_frames)
     return fold
 
 
@@ -519,7 +550,8 @@ def finish_run(run_dir, model, result, dataset, name, result_file,
 
 def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
                      waveforms=None, waveform_max_samples=None,
-                     log_mel=False, n_mels=spectrogram.N_MELS, extras=()):
+                     log_mel=False, n_mels=spectrogram.N_MELS, extras=(),
+                     augmentation=None):
     """A `(input_context, start_step) → dataset` function for the Trainer.
 
     Args:
@@ -532,6 +564,7 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
             bands), computed from the waveform extras.
         extras: sequence of str. Extra arrays of the split to add as
             features under their own names (e.g. a side input `mocap`).
+        augmentation: `preprocessing.augment.Augmentation` or None.
     """
     waveforms = _has_waveforms(split, waveforms)
 
@@ -543,7 +576,8 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
             num_shards=input_context.num_input_pipelines,
             shard_index=input_context.input_pipeline_id,
             waveforms=waveforms, waveform_max_samples=waveform_max_samples,
-            log_mel=log_mel, n_mels=n_mels, extras=extras)
+            log_mel=log_mel, n_mels=n_mels, extras=extras,
+            augmentation=augmentation)
     return make
 
 

@@ -19,8 +19,9 @@
 # TRANSFORMER_FUSION, TRANSFORMER_FUSION_BERT with its text encoder
 # initialised from a BERT-style SavedModel, TRANSFORMER_FUSION_W2V2_BERT
 # with wav2vec2 audio as well), the wav2vec2 models (W2V2,
-# W2V2_TRE, W2V2_TREA; folds with waveforms only) and two ensembles of
-# CNN_SPEC + BLSTM_SA_TEXT (Sobczak's pair; weighted and feature level).
+# W2V2_TRE, W2V2_TREA; folds with waveforms only), two ensembles of
+# CNN_SPEC + BLSTM_SA_TEXT (Sobczak's pair; weighted and feature level) and
+# the classical baseline (BASELINE_SVM, BASELINE_LOGREG).
 # The pretrained encoders come from WAV2VEC2_HANDLE and BERT_HANDLE (a
 # TF-Hub URL or a SavedModel folder). Unset, the demo corpus uses tiny
 # RANDOM-WEIGHT stand-ins (tools/make_*_standin.py, made once under
@@ -76,7 +77,7 @@ if [ "$all" = 1 ]; then
   default_rows="ARE TRE MDRE MDREA BLSTM_SA_TEXT CNN_SPEC MMMF
     TRANSFORMER_FUSION TRANSFORMER_FUSION_BERT TRANSFORMER_FUSION_W2V2_BERT
     W2V2 W2V2_TRE W2V2_TREA
-    ENSEMBLE_WEIGHTED ENSEMBLE_FEATURE"
+    ENSEMBLE_WEIGHTED ENSEMBLE_FEATURE BASELINE_SVM BASELINE_LOGREG"
 else
   default_rows="ARE TRE MDRE MDREA"
 fi
@@ -108,6 +109,8 @@ set_row_flags() {
                      --use_side_features)
   case "$1" in
     ARE|TRE|MDRE|MDREA) row_flags=(--model="$1" "${yoon[@]}") ;;
+    # The classical baseline (fitted by scikit-learn; schedule flags unused).
+    BASELINE_SVM|BASELINE_LOGREG) row_flags=(--model="$1") ;;
     BLSTM_SA_TEXT) row_flags=(--model="$1" --hidden_dim_text=128
                               --dr_text=0.7) ;;
     CNN_SPEC) row_flags=(--model="$1" --cnn_input="$cnn_input"

@@ -33,11 +33,15 @@ setuptools.setup(
         # WER/CER and word alignments of ASR against gold text (a
         # maintained library, not a hand-written edit distance).
         "jiwer>=3.0",
+        # The training progress bar (models/training.py).
+        "tqdm>=4.60",
     ],
     extras_require={
         # pytest-xdist: the suite runs on both cores (-n 2); most of its
         # time is single-threaded tracing and subprocess start-up.
-        "test": ["pytest>=7", "pytest-xdist>=3.5"],
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "optuna>=3.4"],
+        # Hyperparameter search (search.py).
+        "search": ["optuna>=3.4"],
         # Exact openSMILE features as in the original (optional).
         "opensmile": ["opensmile>=2.5"],
     },

@@ -3,7 +3,9 @@ or the wav2vec2 models W2V2, W2V2_TRE and W2V2_TREA.
 The seed-system models BLSTM_SA_TEXT, CNN_SPEC, MMMF and TRANSFORMER_FUSION
 (models/seed_models.py) train the same way (`bash reference_script.sh
 --all` trains every model). With --ensemble_members it builds an ensemble
-of trained runs instead (ensemble_runs.py).
+of trained runs instead (ensemble_runs.py). BASELINE_SVM and BASELINE_LOGREG
+(the classical baseline) are fitted by scikit-learn instead of trained
+(baseline_runs.py) and leave the same run folder.
 
 Example (the reference MDREA run; defaults are the reference settings):
 
@@ -69,15 +71,61 @@ def define_flags():
         "model: SE_prosody, SE_nlp, SE_multi, SE_multi_attn_prosody; "
         "SE_w2v2, SE_w2v2_nlp, SE_w2v2_nlp_attn for the wav2vec2 models).",
     )
-    flags.DEFINE_integer("batch_size", 128, "Global batch size.")
-    flags.DEFINE_float("lr", 0.001, "Adam learning rate.")
-    flags.DEFINE_integer("num_train_steps", 10000, "Maximum training steps.")
+    flags.DEFINE_enum(
+        "recipe", "reference", ["reference", "real"],
+        "Training recipe (recipes.py): reference = the original schedule "
+        "exactly; real = for small real corpora (shuffled epochs, epoch "
+        "early stopping, warm-up + cosine decay, AdamW, class-balanced "
+        "loss, per-speaker normalisation). Every recipe option below "
+        "left unset takes the recipe's value.")
+    flags.DEFINE_string(
+        "config", None,
+        "JSON file of flag values (e.g. written by search.py); flags given "
+        "on the command line win.")
+    flags.DEFINE_integer("batch_size", None,
+                         "Global batch size (reference 128, real 32).")
+    flags.DEFINE_float("lr", None, "Adam learning rate (default 0.001).")
+    flags.DEFINE_integer("num_train_steps", None,
+                         "Maximum training steps (reference 10000; "
+                         "ignored with --max_epochs).")
     flags.DEFINE_integer(
         "patience",
-        7,
+        None,
         "Early stopping: stop at the (patience+1)-th validation "
-        "in a row without a lower dev loss.",
+        "in a row without a better dev score (reference 7 validations; "
+        "with --max_epochs: epochs, real 6).",
     )
+    flags.DEFINE_integer(
+        "max_epochs", None,
+        "Train at most this many epochs, validating once per epoch "
+        "(real 30; reference: step schedule).")
+    flags.DEFINE_integer("min_epochs", None,
+                         "Never stop early before this many epochs (real "
+                         "10).")
+    flags.DEFINE_integer("warmup_epochs", None,
+                         "Linear learning-rate warm-up (real 2 epochs).")
+    flags.DEFINE_enum("lr_decay", None, ["none", "cosine", "linear"],
+                      "Learning-rate decay to 0 at the last step (real "
+                      "cosine).")
+    flags.DEFINE_float("weight_decay", None,
+                       "AdamW decoupled weight decay (0 = Adam; real 1e-3).")
+    flags.DEFINE_boolean("class_balance", None,
+                         "Weight the training loss by n/(K·n_class) (real "
+                         "on).")
+    flags.DEFINE_boolean(
+        "speaker_norm", None,
+        "Standardise MFCC and prosody per speaker with each speaker's own "
+        "utterances, in every split (needs the fold manifest's "
+        "split_speakers; real on).")
+    flags.DEFINE_boolean("spec_augment", None,
+                         "SpecAugment time/frequency masks on MFCC or "
+                         "log-mel in training (off in both recipes).")
+    flags.DEFINE_boolean("wave_augment", None,
+                         "Gain, noise and speed perturbation of training "
+                         "waveforms (wav2vec2, log-mel; off in both).")
+    flags.DEFINE_enum("selection", None, ["loss", "ua"],
+                      "Keep the weights of the lowest dev loss (default) or "
+                      "the highest dev UA.")
     flags.DEFINE_integer(
         "encoder_size_audio", 750, "MFCC frames fed to the audio GRU."
     )
@@ -103,16 +151,18 @@ def define_flags():
     )
     flags.DEFINE_boolean(
         "normalize_audio",
-        False,
+        None,
         "Standardise MFCC and prosody with train-split "
-        "statistics (kept in the model). Off = raw features, as the original.",
+        "statistics (kept in the model). Off = raw features, as the "
+        "original (real: on).",
     )
     flags.DEFINE_enum(
         "sampling",
-        "sample",
+        None,
         ["sample", "epochs"],
         "sample: each batch drawn "
-        "uniformly with replacement (original); epochs: shuffled epochs.",
+        "uniformly with replacement (original); epochs: shuffled epochs "
+        "(real).",
     )
     flags.DEFINE_integer(
         "seed", 0, "Seed of initialisers, dropout and the sampler."
@@ -167,6 +217,13 @@ def define_flags():
         "attention with a learned query).",
     )
     flags.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
+    flags.DEFINE_boolean(
+        "baseline_select", True,
+        "BASELINE_SVM/BASELINE_LOGREG: pick C (and the RBF gamma) on dev UA "
+        "from a small grid (never on test); off: C=1, gamma=1/D.")
+    flags.DEFINE_enum(
+        "baseline_class_weight", "balanced", ["balanced", "none"],
+        "BASELINE_*: class weights of the scikit-learn fit.")
     # Ensembles of trained runs (ensemble_runs.py): --model and --data_dir
     # are then ignored (the members' fold folder is used).
     flags.DEFINE_list(
@@ -194,6 +251,14 @@ def define_flags():
         "hidden_units", 64,
         "BLSTM_SA_TEXT, CNN_SPEC, TRANSFORMER_FUSION: hidden layer before "
         "the logits.")
+    flags.DEFINE_enum(
+        "are_pooling", "mean_max", ["mean_max", "mean_std", "mean",
+                                    "attention"],
+        "ARE_POOL: pooling of the GRU outputs (masked mean and max, mean "
+        "and standard deviation, mean, or attention).")
+    flags.DEFINE_integer(
+        "frame_stride", 1,
+        "ARE_POOL: average this many consecutive frames before the GRU.")
     flags.DEFINE_enum(
         "mmmf_pooling", "attention", ["last", "mean", "attention"],
         "MMMF: temporal pooling of each modality's BLSTM.")
@@ -278,8 +343,11 @@ DEFAULT_PREFIXES = {
     "CNN_SPEC": "SE_cnn_spec",
     "MMMF": "SE_mmmf",
     "TRANSFORMER_FUSION": "SE_transformer_fusion",
+    "ARE_POOL": "SE_prosody_pool",
 }
 SEED_MODELS = ("BLSTM_SA_TEXT", "CNN_SPEC", "MMMF", "TRANSFORMER_FUSION")
+# The classical baseline (models/baseline.py, baseline_runs.py).
+BASELINE_MODELS = ("BASELINE_SVM", "BASELINE_LOGREG")
 
 
 def _seed_model_parts(model, hparams):
@@ -358,6 +426,10 @@ def run_name_parts(model, hparams, use_glove, embedding_trainable):
         return _seed_model_parts(model, hparams)
     if model == "ARE":
         return audio + [("dr", hparams["audio_keep_prob"])]
+    if model == "ARE_POOL":
+        return audio + [("dr", hparams["audio_keep_prob"]),
+                        ("P", hparams["pooling"]),
+                        ("S", hparams["frame_stride"])]
     if model == "TRE":
         return text + [("dr", hparams["text_keep_prob"])]
     if model in WAV2VEC2_MODELS:
@@ -384,10 +456,21 @@ def train(
     run_dir=None,
     result_file="TEST_run_result.txt",
     graph_prefix=None,
-    batch_size=128,
-    lr=0.001,
-    num_train_steps=10000,
-    patience=7,
+    recipe="reference",
+    batch_size=None,
+    lr=None,
+    num_train_steps=None,
+    patience=None,
+    max_epochs=None,
+    min_epochs=None,
+    warmup_epochs=None,
+    lr_decay=None,
+    weight_decay=None,
+    class_balance=None,
+    speaker_norm=None,
+    spec_augment=None,
+    wave_augment=None,
+    selection=None,
     encoder_size_audio=750,
     num_layer_audio=1,
     hidden_dim_audio=200,
@@ -399,8 +482,8 @@ def train(
     embedding_dim=100,
     embedding_trainable=True,
     mask_attention=True,
-    normalize_audio=False,
-    sampling="sample",
+    normalize_audio=None,
+    sampling=None,
     seed=0,
     strategy="auto",
     jit_compile=False,
@@ -414,6 +497,8 @@ def train(
     pooling="mean",
     attention_units=64,
     hidden_units=64,
+    are_pooling="mean_max",
+    frame_stride=1,
     mmmf_pooling="attention",
     fusion_units=64,
     cnn_filters=(32, 64),
@@ -436,11 +521,14 @@ def train(
     text_encoder_trainable=True,
     text_encoder_pooling="pooled",
     text_encoder_seq_length=128,
+    baseline_select=True,
+    baseline_class_weight="balanced",
     log=print,
 ):
     """Trains one model; returns (run_dir, TrainResult, result line).
 
-    Arguments mirror the flags of this binary (see `--help`). A run folder
+    Arguments mirror the flags of this binary (see `--help`); the recipe
+    options left None take the values of `recipe` (recipes.py). A run folder
     that already finished (same model config and data) is not trained
     again: its result line is returned with TrainResult None.
 
@@ -455,6 +543,7 @@ def train(
     import keras
 
     import experiment
+    import recipes
     from models import bert_text_encoder
     from models import optimizers
     from models import run_files
@@ -462,6 +551,26 @@ def train(
     from models import wav2vec2_models
 
     experiment.check_settings(**settings)
+    if model in BASELINE_MODELS:
+        # Fitted by scikit-learn, not by the Trainer (baseline_runs.py); the
+        # training-schedule arguments do not apply.
+        import baseline_runs
+
+        return baseline_runs.train_baseline(
+            model, data_dir, output_dir, run_dir, result_file, graph_prefix,
+            batch_size or 128, encoder_size_audio, seed, export,
+            baseline_select, baseline_class_weight, log)
+    options = recipes.resolve(
+        recipe, batch_size=batch_size, lr=lr,
+        num_train_steps=num_train_steps, patience=patience,
+        sampling=sampling, max_epochs=max_epochs, min_epochs=min_epochs,
+        warmup_epochs=warmup_epochs, lr_decay=lr_decay,
+        weight_decay=weight_decay, class_balance=class_balance,
+        speaker_norm=speaker_norm, normalize_audio=normalize_audio,
+        spec_augment=spec_augment, wave_augment=wave_augment,
+        selection=selection)
+    batch_size, sampling = options["batch_size"], options["sampling"]
+    normalize_audio = options["normalize_audio"]
     # Before any TF op (multi_worker needs that) and before any output:
     # the global batch must split over the replicas.
     distribution = training.make_strategy(strategy)
@@ -539,6 +648,9 @@ def train(
         if side_features != "audio_prosody":
             # Only then, as above: side_dim is filled in from the fold.
             hparams.update(side_features=side_features)
+    if model == "ARE_POOL":
+        hparams.update(pooling=are_pooling, frame_stride=frame_stride,
+                       hidden_units=hidden_units)
     if is_wav2vec2:
         hparams.update(
             hub_handle=hub_handle,
@@ -550,6 +662,8 @@ def train(
     # The model's arguments decide what is read (e.g. the waveforms of a
     # log-mel CNN_SPEC).
     fold = experiment.load_fold(data_dir, model, hparams)
+    if options["speaker_norm"]:
+        experiment.normalize_speakers(fold, encoder_size_audio)
     kwargs = experiment.model_kwargs(
         model, fold, use_glove, embedding_dim, normalize_audio, **hparams
     )
@@ -578,14 +692,10 @@ def train(
         line = experiment.finished_run(run_dir, result_file, log)
         if line is not None:
             return run_dir, None, line
-    train_config = training.TrainConfig(
-        batch_size=batch_size,
-        learning_rate=lr,
-        num_train_steps=num_train_steps,
-        patience=patience,
-        jit_compile=jit_compile,
-        mixed_precision=mixed_precision,
-    )
+    train_config = recipes.train_config(
+        options, len(fold.splits["train"]), fold.splits["train"].label,
+        fold.num_classes, jit_compile=jit_compile,
+        mixed_precision=mixed_precision)
     config = {
         "run_name": name,
         "model": {"name": model, "kwargs": kwargs},
@@ -595,9 +705,12 @@ def train(
             "digest": experiment.manifest_digest(data_dir),
             "label_names": list(fold.label_names),
             "encoder_size_audio": encoder_size_audio,
+            **({"speaker_norm": True} if options["speaker_norm"] else {}),
         },
         "train": dict(
             vars(train_config),
+            **({} if recipe == "reference" else {"recipe": recipe}),
+            recipe_options=options,
             sampling=sampling,
             seed=seed,
             use_glove=use_glove,
@@ -659,6 +772,7 @@ def train(
             sampling,
             seed,
             encoder_size_audio,
+            augmentation=recipes.augmentation(options),
             **data_args,
         ),
         experiment.eval_dataset(
@@ -697,6 +811,13 @@ def main(argv):
             "tools/make_wav2vec2_standin.py --output_dir=DIR)."
         )
     values = flags.FLAGS
+    if values.config:
+        import recipes
+
+        try:
+            recipes.apply_config_file(values, values.config)
+        except ValueError as error:
+            raise app.UsageError(str(error)) from error
     function = train
     if values.ensemble_members:
         import ensemble_runs
@@ -707,6 +828,13 @@ def main(argv):
         for name in inspect.signature(function).parameters
         if name != "log"
     }
+    if values.ensemble_members:
+        # The recipe's values for the schedule flags left unset.
+        import recipes
+
+        options = recipes.resolve(values.recipe)
+        kwargs.update({name: options[name] for name in kwargs
+                       if kwargs[name] is None and name in options})
     logging.set_verbosity(logging.WARNING)
     function(**kwargs, log=lambda line: print(line, flush=True))
 

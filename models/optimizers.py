@@ -12,14 +12,102 @@ result is the same as one Adam over all variables (Adam and value clipping
 act on each variable separately).
 """
 
+import math
+
 import keras
 import tensorflow as tf
 
+DECAYS = ("none", "cosine", "linear")
 
-def _adam(learning_rate, config, name):
-    return keras.optimizers.Adam(
-        learning_rate=learning_rate, beta_1=0.9, beta_2=0.999,
-        epsilon=config.adam_epsilon, clipvalue=config.clip_value, name=name)
+
+@keras.saving.register_keras_serializable(package="mse")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then cosine or linear decay, over optimizer steps.
+
+    lr(s) = base · min(1, (s + 1) / warmup_steps) · d(p), with
+    p = (s − warmup_steps) / (total_steps − warmup_steps) clipped to [0, 1]
+    and d = 1 (none), ½(1 + cos πp) (cosine) or 1 − p (linear), floored at
+    `final_ratio`. A function of the optimizer's step counter only, so a
+    resumed run (whose checkpoint holds that counter) continues exactly.
+
+    Args:
+        learning_rate: float. Peak rate.
+        total_steps: int. Steps of the whole run (decay ends there).
+        warmup_steps: int. 0 = no warm-up.
+        decay: one of `DECAYS`.
+        final_ratio: float in [0, 1]. Lowest rate as a share of the peak.
+    """
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0,
+                 decay="cosine", final_ratio=0.0):
+        if decay not in DECAYS:
+            raise ValueError(f"decay must be one of {DECAYS}; found "
+                             f"{decay!r}.")
+        if total_steps < 1 or warmup_steps < 0:
+            raise ValueError("WarmupDecay needs total_steps >= 1 and "
+                             f"warmup_steps >= 0; found {total_steps} and "
+                             f"{warmup_steps}.")
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.decay = decay
+        self.final_ratio = float(final_ratio)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        rate = tf.constant(self.learning_rate, tf.float32)
+        if self.warmup_steps:
+            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        if self.decay != "none":
+            span = max(self.total_steps - self.warmup_steps, 1)
+            progress = tf.clip_by_value(
+                (step - self.warmup_steps) / span, 0.0, 1.0)
+            if self.decay == "cosine":
+                factor = 0.5 * (1.0 + tf.cos(math.pi * progress))
+            else:
+                factor = 1.0 - progress
+            rate *= tf.maximum(factor, self.final_ratio)
+        return rate
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate,
+                "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "decay": self.decay,
+                "final_ratio": self.final_ratio}
+
+
+def learning_rate(base, config):
+    """The rate (float) or `WarmupDecay` a `training.TrainConfig` asks for:
+    a constant `base` unless it sets `warmup_steps` or a `decay` other than
+    "none" (the reference schedule is constant)."""
+    warmup = getattr(config, "warmup_steps", 0)
+    decay = getattr(config, "lr_decay", "none")
+    if not warmup and decay == "none":
+        return base
+    return WarmupDecay(base, config.num_train_steps, warmup, decay)
+
+
+def adam(learning_rate_value, config, name=None):
+    """Adam as the original (β 0.9/0.999, TF1's ε, element-wise clip), or
+    AdamW (decoupled weight decay, not on biases) when
+    `config.weight_decay` > 0; the rate follows `learning_rate(...)`."""
+    arguments = dict(
+        learning_rate=learning_rate(learning_rate_value, config),
+        beta_1=0.9, beta_2=0.999, epsilon=config.adam_epsilon,
+        clipvalue=config.clip_value)
+    if name is not None:
+        arguments["name"] = name
+    weight_decay = getattr(config, "weight_decay", 0.0)
+    if not weight_decay:
+        return keras.optimizers.Adam(**arguments)
+    optimizer = keras.optimizers.AdamW(weight_decay=weight_decay,
+                                       **arguments)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
+def _adam(learning_rate_value, config, name):
+    return adam(learning_rate_value, config, name)
 
 
 class EncoderHeadOptimizer(tf.Module):

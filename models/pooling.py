@@ -139,3 +139,31 @@ class AttentionPooling(keras.layers.Layer):
         config = super().get_config()
         config.update({"units": self.units})
         return config
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class MaskedMaxPooling(keras.layers.Layer):
+    """Maximum of each example's real frames, per feature.
+
+    Inputs:
+        inputs: float [batch, frames, D].
+        lengths: int [batch]. Real frames per example; frames at and beyond
+            it never win (they are replaced by the dtype's lowest value).
+
+    Output:
+        float [batch, D]. An example with length 0 gets a zero vector.
+    """
+
+    def build(self, input_shape):
+        _check_input_shape(self, input_shape)
+
+    def call(self, inputs, lengths):
+        mask = _frame_mask(inputs, lengths)
+        lowest = tf.fill(tf.shape(inputs), inputs.dtype.min)
+        peak = tf.reduce_max(tf.where(mask[:, :, None], inputs, lowest),
+                             axis=1)
+        has_frames = tf.reduce_any(mask, axis=1)[:, None]
+        return tf.where(has_frames, peak, tf.zeros_like(peak))
+
+    def compute_output_shape(self, inputs_shape, lengths_shape):
+        return (inputs_shape[0], inputs_shape[-1])

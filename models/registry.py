@@ -2,8 +2,10 @@
 
 import inspect
 
+from models import baseline
 from models import wav2vec2_models
 from models import seed_models
+from models import small_corpus
 from models import yoon
 
 MODELS = {
@@ -16,6 +18,11 @@ MODELS = {
     # The other seed systems: BLSTM_SA_TEXT, CNN_SPEC, MMMF,
     # TRANSFORMER_FUSION (models/seed_models.py).
     **seed_models.MODELS,
+    # For small real corpora (models/small_corpus.py).
+    **small_corpus.MODELS,
+    # The classical baseline: functionals + RBF SVM / logistic regression,
+    # fitted by scikit-learn (models/baseline.py).
+    **baseline.MODELS,
 }
 
 

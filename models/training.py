@@ -8,16 +8,23 @@ Semantics of the original trainers (yoon_spec.md §4), kept exactly:
 * Every step draws a batch (the input function decides how; the reference
   sampler draws uniformly with replacement).
 * Validation every `int(n_train · 0.3 / batch) + 1` steps. A lower summed dev
-  loss is an improvement: record the dev accuracy, evaluate test right
-  away, reset patience to 7. Otherwise stop if patience is 0, else decrement
-  it: the run stops at the 8th validation in a row without improvement.
+  loss is an improvement: record the dev accuracy, reset patience to 7.
+  Otherwise stop if patience is 0, else decrement it: the run stops at the
+  8th validation in a row without improvement.
+* One change: the original evaluated TEST at every improvement; here test
+  is never scored during training. It is scored once, at the end, on the
+  restored best weights, and that is the "test accuracy at best dev" of
+  TEST_run_result.txt (the same number: the weights are the same).
 
 Added, as a modern user expects: the best weights are kept and restored at
 the end and both splits re-evaluated (WA, UA, confusion matrix); a checkpoint
 of model, optimizer, step, dropout RNG state and early-stopping state is
 written at every validation so a killed run resumes where it stopped (the
 sampler is keyed on the step, so it resumes the same batch stream);
-TensorBoard scalars.
+TensorBoard scalars (train loss, dev loss/WA/UA, learning rate, steps/s);
+a progress bar with steps/s and ETA; one validation line naming its fields
+(step, epoch, train loss, dev loss, dev WA/UA, best so far, patience).
+A run that ends before its first validation selects its last weights.
 
 Distribution (any `tf.distribute` strategy; see `make_strategy`):
 
@@ -55,6 +62,7 @@ import keras
 import tensorflow as tf
 
 from models import metrics
+from models import optimizers
 from models import run_files
 
 CHECKPOINT_DIR = "checkpoints"
@@ -86,6 +94,21 @@ class TrainConfig:
         mixed_precision: bool. Compute in float16 with float32 weights and
             dynamic loss scaling (`mixed_float16`), on GPU only; ignored (with
             a log line) when no GPU is visible.
+
+    Recipe settings (`models/recipes.py`; their defaults leave the
+    reference schedule exactly as it is):
+
+        validation_every: int. Steps between validations; 0 = the
+            original's formula (`validation_ratio`).
+        min_steps: int. Never stop early before this step.
+        warmup_steps, lr_decay: linear warm-up over that many steps, then
+            "none" | "cosine" | "linear" decay to 0 at `num_train_steps`
+            (`optimizers.WarmupDecay`).
+        weight_decay: float. > 0: AdamW (decoupled, biases excluded).
+        class_weights: tuple of float or None. Per-class weights of the
+            training loss (dev/test losses stay unweighted).
+        selection: "loss" (the original: lowest summed dev loss) or "ua"
+            (highest dev UA, ties broken by the lower loss).
     """
 
     batch_size: int = 128
@@ -97,6 +120,13 @@ class TrainConfig:
     clip_value: float = 10.0
     jit_compile: bool = False
     mixed_precision: bool = False
+    validation_every: int = 0
+    min_steps: int = 0
+    warmup_steps: int = 0
+    lr_decay: str = "none"
+    weight_decay: float = 0.0
+    class_weights: tuple = None
+    selection: str = "loss"
 
 
 @dataclasses.dataclass
@@ -139,9 +169,8 @@ def sigmoid_cross_entropy(logits, labels, num_classes):
 
 
 def make_optimizer(config):
-    return keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999,
-        epsilon=config.adam_epsilon, clipvalue=config.clip_value)
+    """Adam as the original (AdamW and a rate schedule if the config asks)."""
+    return optimizers.adam(config.learning_rate, config)
 
 
 def distribute_eval_dataset(strategy, dataset):
@@ -263,6 +292,9 @@ class Trainer:
             as Keras optimizers made like `make_optimizer` do: under several
             replicas the Trainer sums and clips first (see
             `_summed_and_clipped`). Not with mixed precision.
+        progress: bool. Progress on stderr (steps, steps/s, ETA to the
+            step limit), chief only: a live tqdm bar on a terminal, a plain
+            line every 30 s otherwise.
 
     Raises:
         ValueError: the global batch does not split evenly over the
@@ -270,8 +302,10 @@ class Trainer:
     """
 
     def __init__(self, build_model, strategy, run_dir, config, num_classes,
-                 label_names=None, log=print, optimizer_fn=None):
+                 label_names=None, log=print, optimizer_fn=None,
+                 progress=True):
         self.strategy = strategy
+        self.progress = progress
         self.run_dir = run_dir
         self.config = config
         self.num_classes = num_classes
@@ -318,6 +352,11 @@ class Trainer:
             self.patience = tf.Variable(config.patience, dtype=tf.int64,
                                         trainable=False)
             self.stopped = tf.Variable(False, trainable=False)
+            # Only for UA selection, so reference checkpoints keep their
+            # structure (and old runs still resume).
+            self.best_dev_ua = (tf.Variable(-1.0, dtype=tf.float64,
+                                            trainable=False)
+                                if config.selection == "ua" else None)
         self.input_names = _input_names(self.model)
         self.evaluator = Evaluator(self.model, strategy, num_classes)
         checkpoint = tf.train.Checkpoint(
@@ -326,7 +365,9 @@ class Trainer:
             best_dev_loss=self.best_dev_loss,
             best_dev_accuracy=self.best_dev_accuracy,
             test_at_best=self.test_at_best, best_step=self.best_step,
-            patience=self.patience, stopped=self.stopped)
+            patience=self.patience, stopped=self.stopped,
+            **({"best_dev_ua": self.best_dev_ua}
+               if self.best_dev_ua is not None else {}))
         # An unreadable checkpoint state is refused before the managers
         # (which would take it for "no checkpoints") exist.
         for name in (CHECKPOINT_DIR, BEST_DIR):
@@ -427,12 +468,16 @@ class Trainer:
         names, num_classes = self.input_names, self.num_classes
         global_batch = self.config.batch_size
         variables = model.trainable_variables
+        class_weights = (None if self.config.class_weights is None else
+                         tf.constant(self.config.class_weights, tf.float32))
 
         def gradients_fn(features, labels):
             with tf.GradientTape() as tape:
                 logits = _logits(model, features, names, True)
                 per_example = sigmoid_cross_entropy(
                     logits, labels, num_classes) / num_classes
+                if class_weights is not None:
+                    per_example *= tf.gather(class_weights, labels)
                 loss = tf.nn.compute_average_loss(
                     per_example, global_batch_size=global_batch)
                 # Identity unless loss scaling (mixed precision) is on.
@@ -538,8 +583,8 @@ class Trainer:
         """
         config, strategy = self.config, self.strategy
         start_step = self.restore()
-        frequency = validation_frequency(num_train, config.batch_size,
-                                         config.validation_ratio)
+        frequency = config.validation_every or validation_frequency(
+            num_train, config.batch_size, config.validation_ratio)
         self.log(f"[Info] Valid Freq = {frequency}")
         if self.num_replicas > 1:
             self.log(f"[Info] {self.num_replicas} replicas: per-replica "
@@ -547,35 +592,53 @@ class Trainer:
                      f"global batch {config.batch_size}.")
         train_data = self._train_dataset(make_train_dataset, start_step)
         dev = distribute_eval_dataset(strategy, dev_dataset)
-        test = distribute_eval_dataset(strategy, test_dataset)
         iterator = iter(train_data)
         train_step = self._last_train_step = self._train_function()
         writer = tf.summary.create_file_writer(
             self._writable(TENSORBOARD_DIR))
         started = time.time()
         step = start_step
+        progress = _Progress(start_step, config.num_train_steps,
+                             self.is_chief and self.progress)
+        # Training losses since the last validation (averaged for its line).
+        interval = _Interval(step)
         while (step < config.num_train_steps
                and not bool(self.stopped.numpy())):
             loss = train_step(iterator)
             step += 1
             self.step.assign(step)
+            interval.add(loss)
+            progress.update(step)
             with writer.as_default(step=step):
                 tf.summary.scalar("mean_loss", loss)
             if step % frequency == 0:
-                self._validate(step, dev, test, writer, started,
-                               num_train)
+                with progress.paused():
+                    self._validate(step, dev, writer, num_train,
+                                   interval.close(step))
                 self.manager.save(checkpoint_number=step)
+        progress.close()
         writer.flush()
         train_seconds = time.time() - started
         self.log(f"Total steps : {step}")
         # Save the current state first: a later resume must continue from
         # these weights, not from the best ones restored below.
         self.manager.save(checkpoint_number=step)
-        if self.best_manager.latest_checkpoint:
+        validated = bool(self.best_manager.latest_checkpoint)
+        if validated:
             tf.train.Checkpoint(model=self.model).restore(
                 self.best_manager.latest_checkpoint).expect_partial()
         final_dev = self.evaluate(dev)
-        final_test = self.evaluate(test)
+        # The test split is scored once, here, on the selected weights: the
+        # original's "test accuracy at the best dev" is this number.
+        final_test = self.evaluate(distribute_eval_dataset(strategy,
+                                                           test_dataset))
+        self.test_at_best.assign(final_test["wa"])
+        if not validated:
+            # A run shorter than one validation interval: its last weights
+            # are the selected ones (never a placeholder 0.000).
+            self.best_step.assign(step)
+            self.best_dev_loss.assign(final_dev["loss_sum"])
+            self.best_dev_accuracy.assign(final_dev["wa"])
         return TrainResult(
             steps=step, best_step=int(self.best_step.numpy()),
             best_dev_loss=float(self.best_dev_loss.numpy()),
@@ -585,37 +648,167 @@ class Trainer:
             validation_frequency=frequency, final_dev=final_dev,
             final_test=final_test, train_seconds=train_seconds)
 
-    def _validate(self, step, dev, test, writer, started, num_train):
+    def _improved(self, dev_metrics):
+        """Whether a validation beats the best so far (`config.selection`)."""
+        loss = dev_metrics["loss_sum"]
+        lower = loss < float(self.best_dev_loss.numpy())
+        if self.best_dev_ua is None:
+            return lower
+        best_ua = float(self.best_dev_ua.numpy())
+        return dev_metrics["ua"] > best_ua or (
+            dev_metrics["ua"] == best_ua and lower)
+
+    def _validate(self, step, dev, writer, num_train, interval):
+        """Scores DEV only (never test), updates the best weights and the
+        patience, and logs one line naming its fields.
+
+        Args:
+            interval: dict with `train_loss` (mean over the steps since the
+                last validation) and `steps_per_second`.
+        """
         dev_metrics = self.evaluate(dev)
         dev_loss = dev_metrics["loss_sum"]
-        test_accuracy = 0.0
-        if dev_loss < float(self.best_dev_loss.numpy()):
-            test_metrics = self.evaluate(test)
-            test_accuracy = test_metrics["wa"]
+        improved = self._improved(dev_metrics)
+        stop = False
+        if improved:
+            if self.best_dev_ua is not None:
+                self.best_dev_ua.assign(dev_metrics["ua"])
             self.best_dev_loss.assign(dev_loss)
             self.best_dev_accuracy.assign(dev_metrics["wa"])
-            self.test_at_best.assign(test_accuracy)
             self.best_step.assign(step)
             self.patience.assign(self.config.patience)
             self.best_manager.save(checkpoint_number=step)
-            with writer.as_default(step=step):
-                tf.summary.scalar("test_accuracy", test_accuracy)
-                tf.summary.scalar("test_ua", test_metrics["ua"])
         elif int(self.patience.numpy()) == 0:
-            self.stopped.assign(True)
-            self.log("early stopped")
-            return
+            if step >= self.config.min_steps:
+                self.stopped.assign(True)
+                stop = True
         else:
             self.patience.assign_sub(1)
         with writer.as_default(step=step):
             tf.summary.scalar("valid_loss", dev_loss)
             tf.summary.scalar("valid_accuracy", dev_metrics["wa"])
             tf.summary.scalar("valid_ua", dev_metrics["ua"])
-        minutes = int((time.time() - started) / 60)
-        seen = step * self.config.batch_size
-        self.log(f"{minutes} step/seen/itr: {step}/{seen}/"
-                 f"{seen / num_train:.2f}\tdev: {dev_metrics['wa']:.3f}  "
-                 f"test: {test_accuracy:.3f}  loss: {dev_loss:.2f}")
+            tf.summary.scalar("steps_per_second",
+                              interval["steps_per_second"])
+            rate = _current_learning_rate(self.optimizer)
+            if rate is not None:
+                tf.summary.scalar("learning_rate", rate)
+        epoch = step * self.config.batch_size / max(num_train, 1)
+        best = (f"best step {int(self.best_step.numpy())} (dev loss "
+                f"{float(self.best_dev_loss.numpy()):.2f}, WA "
+                f"{float(self.best_dev_accuracy.numpy()):.3f})")
+        self.log(f"[valid] step {step} | epoch {epoch:.2f} | train loss "
+                 f"{interval['train_loss']:.4f} | dev loss {dev_loss:.2f} "
+                 f"| dev WA {dev_metrics['wa']:.3f} UA "
+                 f"{dev_metrics['ua']:.3f} | "
+                 + ("new best" if improved else best)
+                 + f" | patience {int(self.patience.numpy())} | "
+                 f"{interval['steps_per_second']:.2f} steps/s")
+        if stop:
+            self.log("early stopped")
+
+
+class _Interval:
+    """Mean training loss and speed over the steps between validations."""
+
+    def __init__(self, step):
+        self._start(step)
+
+    def _start(self, step):
+        self.first_step, self.started, self.losses = step, time.time(), []
+
+    def add(self, loss):
+        # Kept as tensors: reading one would block on every step.
+        self.losses.append(loss)
+
+    def close(self, step):
+        """Returns the interval's figures and starts the next one."""
+        seconds = max(time.time() - self.started, 1e-9)
+        losses = [float(loss) for loss in self.losses]
+        figures = {"train_loss": sum(losses) / max(len(losses), 1),
+                   "steps_per_second": (step - self.first_step) / seconds}
+        self._start(step)
+        return figures
+
+
+class _Progress:
+    """Training progress on stderr: a live tqdm bar on a terminal; in a log
+    file (no terminal) a plain line every 30 s instead of bar redraws."""
+
+    LOG_INTERVAL = 30.0
+
+    def __init__(self, start_step, total, enabled):
+        import sys
+
+        self.bar = None
+        self.enabled = enabled
+        self.total = total
+        self.file = sys.stderr
+        self.start_step, self.step = start_step, start_step
+        self.started = self.last_line = time.time()
+        if enabled and self.file.isatty():
+            import tqdm
+
+            self.bar = tqdm.tqdm(total=total, initial=start_step,
+                                 unit="step", desc="train (step limit)",
+                                 dynamic_ncols=True, mininterval=0.5,
+                                 file=self.file)
+
+    def update(self, step):
+        self.step = step
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+        elif self.enabled and time.time() - self.last_line >= (
+                self.LOG_INTERVAL):
+            self.last_line = time.time()
+            self.file.write(self.line() + "\n")
+            self.file.flush()
+
+    def line(self):
+        """`[train] step s/limit | x steps/s | ETA to the step limit`."""
+        seconds = max(time.time() - self.started, 1e-9)
+        rate = (self.step - self.start_step) / seconds
+        left = (self.total - self.step) / rate if rate > 0 else float("inf")
+        if left == float("inf"):
+            eta = "?"
+        else:
+            minutes, seconds = divmod(int(left), 60)
+            eta = f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+        return (f"[train] step {self.step}/{self.total} | {rate:.2f} steps/s"
+                f" | ETA to the step limit {eta}")
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Clears a live bar while other lines are printed."""
+        if self.bar is not None:
+            self.bar.clear()
+        try:
+            yield
+        finally:
+            if self.bar is not None:
+                self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            self.file.write(self.line() + "\n")
+            self.file.flush()
+
+
+def _current_learning_rate(optimizer):
+    """The learning rate the optimizer applies now (None if it has none,
+    e.g. a custom two-rate optimizer)."""
+    try:
+        rate = optimizer.learning_rate
+    except (AttributeError, NotImplementedError):
+        return None
+    if callable(rate):
+        rate = rate(optimizer.iterations)
+    try:
+        return float(rate)
+    except (TypeError, ValueError):
+        return None
 
 
 # Errors a damaged checkpoint gives when it is read.

@@ -66,7 +66,8 @@ from preprocessing import splits as splits_lib
 from preprocessing import text_features
 
 # Bump when the arrays written for the same inputs would change.
-BUILD_VERSION = 1
+# 2: dev speakers drawn class-aware; loso's default dev = whole speakers.
+BUILD_VERSION = 2
 CORPORA = ("iemocap", "manifest")
 VOCABULARY_POLICIES = ("train", "all")
 TRANSCRIPT_SOURCES = ("gold", "asr", "both")
@@ -100,10 +101,13 @@ class BuildConfig:
         embedding_dim: int or None. None = GloVe's size, or 300.
         embedding_seed: int. Seed of the random embedding rows.
         split_seed: int. Seed for `loso` (random dev) and `speaker` splits.
-        loso_dev: `"random"` or `"next_session"`.
+        loso_dev: `"speakers"` (whole speakers of the training sessions,
+            disjoint from train and test), `"next_session"` or `"random"`
+            (utterances; dev shares speakers with train).
         dev_fraction: float. Dev share for `loso_dev="random"`.
         num_folds: int. Folds for the `speaker` split.
-        dev_speakers: int. Dev speakers per `speaker` fold.
+        dev_speakers: int. Dev speakers per `speaker` fold and per `loso`
+            fold with `loso_dev="speakers"`.
         vocabulary: `"train"` (per fold, train split only) or `"all"`.
         vocabulary_file: str or None. A `dic.pkl` to reuse instead.
         min_count: int. Rarer tokens map to `_UNK_`.
@@ -138,7 +142,7 @@ class BuildConfig:
     embedding_dim: int = None
     embedding_seed: int = 0
     split_seed: int = 0
-    loso_dev: str = "random"
+    loso_dev: str = "speakers"
     dev_fraction: float = 0.1
     num_folds: int = 5
     dev_speakers: int = 1
@@ -388,7 +392,8 @@ def build(config, log=None):
     # The split parameters are checked on the corpus as read, before the
     # (long) feature extraction; they are checked again on the examples
     # whose audio turns out readable.
-    _make_folds(config, corpus.examples, corpus.source)
+    _make_folds(config, corpus.examples, corpus.source,
+                np.array([e.label for e in corpus.examples], np.int32))
     # Before any work: a recogniser that is not installed or cannot be
     # found fails here (AsrError, one line).
     recognizer = (asr.make_recognizer(config.asr)
@@ -438,7 +443,7 @@ def build(config, log=None):
         log(f"[build_arrays] note: the original's random folds were drawn "
             f"over {ORIGINAL_IEMOCAP_SIZE} utterances; with "
             f"{len(examples)} the same algorithm gives different folds.")
-    folds, policy = _make_folds(config, examples, corpus.source)
+    folds, policy = _make_folds(config, examples, corpus.source, labels)
     recognized = (_recognize(config, recognizer, examples, log)
                   if recognizer is not None else None)
     # The tokens the fold's text ids and vocabulary come from.
@@ -548,6 +553,10 @@ def build(config, log=None):
             "sizes": {k: int(len(v)) for k, v in rows.items()},
             "split_ids": {k: [examples[i].id for i in v]
                           for k, v in rows.items()},
+            # Row-aligned speakers, for per-speaker feature normalisation.
+            "split_speakers": {k: [None if examples[i].speaker is None
+                                   else str(examples[i].speaker) for i in v]
+                               for k, v in rows.items()},
         }
         fold_dir = os.path.join(config.output_dir, name)
         reference_arrays.write_fold(fold_dir, fold_splits, vocabulary,
@@ -578,8 +587,11 @@ def build(config, log=None):
     return summary
 
 
-def _make_folds(config, examples, source):
+def _make_folds(config, examples, source, labels):
     """`splits.make_splits` for the configured policy; (folds, policy).
+
+    `labels` (int32 [n]) let the dev-speaker draw prefer speakers who have
+    every class.
 
     Raises:
         DataError: split parameters the corpus (`source`) cannot meet (e.g.
@@ -590,7 +602,7 @@ def _make_folds(config, examples, source):
             config.split, len(examples),
             speakers=[e.speaker for e in examples],
             sessions=[e.session for e in examples], seed=config.split_seed,
-            **_split_options(config))
+            labels=labels, **_split_options(config))
     except ValueError as error:
         raise reference_arrays.DataError(
             f"{source}: --split={config.split}: {error}") from None
@@ -670,7 +682,8 @@ def _waveform_info(config):
 
 def _split_options(config):
     if config.split == "loso":
-        return {"dev": config.loso_dev, "dev_fraction": config.dev_fraction}
+        return {"dev": config.loso_dev, "dev_fraction": config.dev_fraction,
+                "dev_speakers": config.dev_speakers}
     if config.split == "speaker":
         return {"num_folds": config.num_folds,
                 "dev_speakers": config.dev_speakers}
@@ -717,11 +730,17 @@ def _define_flags():
     flags.DEFINE_integer("embedding_seed", 0, "Seed of random rows.")
     flags.DEFINE_integer("split_seed", 0, "Seed for loso/speaker splits "
                          "(random5 uses the original's 337/3372).")
-    flags.DEFINE_enum("loso_dev", "random", ["random", "next_session"],
-                      "Dev set of a loso fold.")
+    flags.DEFINE_enum("loso_dev", "speakers",
+                      list(splits_lib.LOSO_DEV_POLICIES),
+                      "Dev set of a loso fold: speakers = --dev_speakers "
+                      "whole speakers of the training sessions (in neither "
+                      "train nor test); next_session; random = "
+                      "--dev_fraction of the training utterances (shares "
+                      "speakers with train).")
     flags.DEFINE_float("dev_fraction", 0.1, "Dev share for loso_dev=random.")
     flags.DEFINE_integer("num_folds", 5, "Folds for split=speaker.")
-    flags.DEFINE_integer("dev_speakers", 1, "Dev speakers per speaker fold.")
+    flags.DEFINE_integer("dev_speakers", 1, "Dev speakers per fold "
+                         "(split=speaker, and loso with loso_dev=speakers).")
     flags.DEFINE_enum("vocabulary", "train", list(VOCABULARY_POLICIES),
                       "train = per fold from its train split (sorted); all "
                       "= over all data, as the original.")

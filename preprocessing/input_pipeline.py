@@ -66,6 +66,7 @@ MDREA attention depends on it.
 import numpy as np
 import tensorflow as tf
 
+from preprocessing import augment
 from preprocessing import spectrogram
 
 FEATURE_NAMES = ("audio_mfcc", "audio_length", "audio_prosody", "text_ids",
@@ -237,7 +238,8 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                  audio_max_frames=750, crop_multiple=50, extras=(),
                  num_shards=1, shard_index=0, waveforms=False,
                  waveform_max_samples=None, waveform_crop_multiple=1600,
-                 log_mel=False, n_mels=spectrogram.N_MELS):
+                 log_mel=False, n_mels=spectrogram.N_MELS,
+                 augmentation=None):
     """Builds the `(features, label)` dataset of one split.
 
     Args:
@@ -272,6 +274,10 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             waveform extras; `audio_max_frames` and `crop_multiple` apply
             to them as to the MFCC.
         n_mels: int. Mel bands of `audio_logmel`.
+        augmentation: `augment.Augmentation` or None. Training modes only
+            (ignored for "eval"): SpecAugment masks on `audio_mfcc` and
+            `audio_logmel`, waveform perturbation on `waveform` (and so on
+            the log-mel computed from it), keyed on (seed, step).
 
     Returns:
         `tf.data.Dataset` of `(dict name → tensor, label int32 [B])`.
@@ -316,7 +322,10 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
     if waveform_gatherer:
         dtypes += [tf.float32, tf.int32]
 
-    def to_features(indices):
+    if mode == "eval" or not augmentation:
+        augmentation = None
+
+    def to_features(indices, step=None):
         values = tf.numpy_function(gather, [indices], dtypes, stateful=False)
         mfcc, audio_length, prosody, text_ids, text_length, label = values[:6]
         mfcc.set_shape([None, None, split.mfcc.shape[2]])
@@ -333,6 +342,13 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             waveform, waveform_length = values[6 + len(extras):]
             waveform.set_shape([None, None])
             waveform_length.set_shape([None])
+        if augmentation:
+            wave_seed, mask_seed = tf.unstack(
+                tf.random.experimental.stateless_split(augment.step_seed(
+                    seed + 1000003 * shard_index, step), 2))
+        if waveform_gatherer and augmentation and augmentation.waveform:
+            waveform, waveform_length = augment.perturb_waveform(
+                waveform, waveform_length, wave_seed, augmentation)
         if waveforms:
             features.update(waveform=waveform,
                             waveform_length=waveform_length)
@@ -340,10 +356,26 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             features.update(zip(LOG_MEL_FEATURES, _log_mel_features(
                 waveform, waveform_length, n_mels, log_mel_samples,
                 audio_max_frames, crop_multiple)))
+        if augmentation and augmentation.masks:
+            for name, length in (("audio_mfcc", "audio_length"),
+                                 LOG_MEL_FEATURES):
+                if name in features:
+                    features[name] = augment.spec_masks(
+                        features[name], features[length], mask_seed,
+                        augmentation)
         return features, label
 
     dataset = _index_batches(n, batch_size, mode, seed, start_step,
                              num_shards, shard_index)
-    return (dataset.map(to_features, num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    if augmentation:
+        # Each batch's draws are keyed on its step (+ shard), so a resumed
+        # run replays them.
+        dataset = dataset.enumerate(start_step)
+        mapped = dataset.map(lambda step, indices: to_features(indices, step),
+                             num_parallel_calls=tf.data.AUTOTUNE,
+                             deterministic=True)
+    else:
+        mapped = dataset.map(to_features,
+                             num_parallel_calls=tf.data.AUTOTUNE,
+                             deterministic=True)
+    return mapped.prefetch(tf.data.AUTOTUNE)
