@@ -15,10 +15,23 @@ these layers reproduce the original exactly:
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
+
+from models import gru_recurrence
 
 # Scores of masked positions; finite (like the original's -FLT_MAX) so that a
 # length-0 sequence gives uniform weights instead of NaN.
 _MASK_SCORE = -1e30
+
+
+def _in_xla_context():
+    """True while tracing inside an XLA-compiled (jit_compile) function.
+
+    XLA needs static shapes, so `TF1GRU` then updates every row at every
+    step instead of only the rows still inside their sequence.
+    """
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph())
 
 
 def sequence_mask(lengths, sequence):
@@ -165,14 +178,57 @@ class TF1GRU(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         sequence, lengths = inputs
-        mask = sequence_mask(lengths, sequence)
+        frames = tf.shape(sequence)[1]
+        lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, frames)
+        mask = tf.sequence_mask(lengths, frames)
         sequence = self.input_dropout(sequence, training=training)
-        outputs, state = self.gru(sequence, mask=mask, training=training)
+        # Padded frames never reach a used state; zeroing them keeps any
+        # non-finite padding out of the (discarded) rows' arithmetic.
+        sequence = tf.where(mask[:, :, None], sequence,
+                            tf.zeros_like(sequence))
+        states, order = self._states(sequence, lengths, training)
+        # Final state: the state after step length−1, read in place (no
+        # per-step selects); zeros for length 0.
+        rows = tf.range(tf.shape(lengths)[0])
+        if order is not None:
+            rows = tf.math.invert_permutation(order)
+        state = tf.gather_nd(states, tf.stack(
+            [tf.maximum(lengths - 1, 0), rows], axis=1))
+        state = tf.where((lengths > 0)[:, None], state,
+                         tf.zeros_like(state))
         if not self.return_sequences:
             return state
-        outputs = outputs * tf.cast(mask, outputs.dtype)[:, :, None]
+        if order is not None:
+            states = tf.gather(states, rows, axis=1)
+        outputs = tf.where(mask[:, :, None], tf.transpose(states, [1, 0, 2]),
+                           tf.zeros_like(sequence[:, :, :1]))
         outputs = self.output_dropout(outputs, training=training)
         return outputs, state
+
+    def _states(self, sequence, lengths, training):
+        """Time-major states [T, B', H] and the row order B' (None: as is).
+
+        Outside XLA the batch is sorted by decreasing length so that each
+        step updates only the rows still inside their sequence.
+        """
+        cell = self.gru.cell
+        dtype = sequence.dtype
+        frames = tf.shape(sequence)[1]
+        steps = tf.clip_by_value(tf.reduce_max(lengths), 1,
+                                 tf.maximum(frames, 1))
+        order = active = None
+        if not _in_xla_context():
+            order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+            sequence = tf.gather(sequence, order)
+            active = gru_recurrence.step_counts(tf.gather(lengths, order),
+                                                steps)
+        # The input projection of every step in one matmul, time-major.
+        projected = tf.tensordot(tf.transpose(sequence, [1, 0, 2]),
+                                 tf.cast(cell.kernel, dtype), 1)
+        projected = projected + tf.cast(cell.bias, dtype)
+        states = gru_recurrence.recurrence(
+            projected, tf.cast(cell.recurrent_kernel, dtype), steps, active)
+        return states, order
 
     def compute_output_shape(self, input_shape):
         sequence_shape = tuple(input_shape[0])
