@@ -190,12 +190,74 @@ def recurrence(projected, recurrent_kernel, steps, active=None):
     return run(projected, recurrent_kernel)
 
 
-def inference_recurrence(projected, recurrent_kernel, steps):
-    """`recurrence(..., active=None)` without keeping the gates (no gradient).
+def inference_recurrence(projected, recurrent_kernel, steps, active=None):
+    """`recurrence` without keeping the gates; differentiated by TF.
 
-    For XLA-compiled inference, where a small batch's per-step overhead
-    dominates.
+    For inference: nothing is stored for a backward pass, and a gradient
+    (e.g. for attributions) still exists.
     """
-    states, _ = _forward(projected, recurrent_kernel, steps, None,
+    states, _ = _forward(projected, recurrent_kernel, steps, active,
                          keep_gates=False)
     return states
+
+
+_FUNCTIONS = {}
+
+
+def _function(fn, recurrent_kernel, **kwargs):
+    """One tf.function of `fn` per (H, dtype), retracing on batch and time.
+
+    `reduce_retracing` relaxes the batch and frame sizes after a second
+    shape; keying on H keeps the units static (the loop needs them).
+    """
+    key = (fn, recurrent_kernel.shape[0], recurrent_kernel.dtype,
+           tuple(sorted(kwargs)))
+    if key not in _FUNCTIONS:
+        _FUNCTIONS[key] = tf.function(fn, reduce_retracing=True, **kwargs)
+    return _FUNCTIONS[key]
+
+
+def graph_inference_recurrence(projected, recurrent_kernel, steps, active):
+    """`inference_recurrence` as a function grappler does not inline.
+
+    A while loop inlined into a `tf.cond` branch makes grappler's dependency
+    optimizer log "topological sort failed" errors (harmless, but alarming).
+    """
+    return _function(inference_recurrence, recurrent_kernel,
+                     experimental_attributes={"_noinline": True})(
+                         projected, recurrent_kernel, steps, active)
+
+
+# Frames are padded to a multiple of this before the compiled loop, so that
+# serving requests of any length share a few compiled programs (the loop
+# still stops at `steps`).
+COMPILE_FRAME_MULTIPLE = 64
+
+
+def compiled_inference_recurrence(projected, recurrent_kernel, steps):
+    """`inference_recurrence` over all rows, XLA-compiled.
+
+    At batch 1 a step is a few tiny ops, so graph-mode per-op overhead
+    dominates; XLA compiles the whole loop into one program. Its gradient
+    (for attributions) recomputes the gates in graph mode, since the
+    compiled loop keeps nothing for a backward pass.
+    """
+
+    @tf.custom_gradient
+    def run(projected, recurrent_kernel):
+        frames = tf.shape(projected)[0]
+        padded = -(-frames // COMPILE_FRAME_MULTIPLE) * COMPILE_FRAME_MULTIPLE
+        states = _function(inference_recurrence, recurrent_kernel,
+                           jit_compile=True)(
+            tf.pad(projected, [[0, padded - frames], [0, 0], [0, 0]]),
+            recurrent_kernel, steps)[:frames]
+
+        def gradient(d_states):
+            again, gates = _forward(projected, recurrent_kernel, steps, None,
+                                    keep_gates=True)
+            return _backward(projected, recurrent_kernel, steps, None, again,
+                             gates, d_states)
+
+        return states, gradient
+
+    return run(projected, recurrent_kernel)

@@ -24,6 +24,12 @@ from models import gru_recurrence
 _MASK_SCORE = -1e30
 
 
+# Inference batches up to this size (serving) run TF1GRU's recurrence
+# XLA-compiled; larger ones (evaluation) run faster in graph mode, where
+# each step updates only the unfinished rows (bench/README.md). 0: never.
+COMPILED_INFERENCE_MAX_BATCH = 16
+
+
 def _in_xla_context():
     """True while tracing inside an XLA-compiled (jit_compile) function.
 
@@ -206,29 +212,62 @@ class TF1GRU(keras.layers.Layer):
         return outputs, state
 
     def _states(self, sequence, lengths, training):
-        """Time-major states [T, B', H] and the row order B' (None: as is).
+        """Time-major states [T, B, H], rows in `order` (None: as given).
 
-        Outside XLA the batch is sorted by decreasing length so that each
-        step updates only the rows still inside their sequence.
+        * Training sorts the batch by decreasing length, so that each step
+          updates only the rows still inside their sequence.
+        * Inference (training=False) of a batch of at most
+          `COMPILED_INFERENCE_MAX_BATCH` rows (serving) runs an
+          XLA-compiled loop over all rows, where graph-mode per-step
+          overhead would dominate; larger batches (evaluation) shrink like
+          training and come back in their given order.
+        * Inside an XLA-compiled function (`jit_compile`) every row steps,
+          since XLA needs static shapes.
         """
         cell = self.gru.cell
         dtype = sequence.dtype
+        kernel = tf.cast(cell.kernel, dtype)
+        bias = tf.cast(cell.bias, dtype)
+        recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
         frames = tf.shape(sequence)[1]
         steps = tf.clip_by_value(tf.reduce_max(lengths), 1,
                                  tf.maximum(frames, 1))
-        order = active = None
-        if not _in_xla_context():
+
+        def project(sequence):
+            # The input projection of every step in one matmul, time-major.
+            return tf.tensordot(tf.transpose(sequence, [1, 0, 2]), kernel,
+                                1) + bias
+
+        def sorted_batch():
             order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-            sequence = tf.gather(sequence, order)
             active = gru_recurrence.step_counts(tf.gather(lengths, order),
                                                 steps)
-        # The input projection of every step in one matmul, time-major.
-        projected = tf.tensordot(tf.transpose(sequence, [1, 0, 2]),
-                                 tf.cast(cell.kernel, dtype), 1)
-        projected = projected + tf.cast(cell.bias, dtype)
-        states = gru_recurrence.recurrence(
-            projected, tf.cast(cell.recurrent_kernel, dtype), steps, active)
-        return states, order
+            return order, project(tf.gather(sequence, order)), active
+
+        if _in_xla_context():
+            return gru_recurrence.recurrence(project(sequence),
+                                             recurrent_kernel, steps), None
+        if training:
+            order, projected, active = sorted_batch()
+            return gru_recurrence.recurrence(projected, recurrent_kernel,
+                                             steps, active), order
+
+        def shrinking():
+            order, projected, active = sorted_batch()
+            states = gru_recurrence.graph_inference_recurrence(
+                projected, recurrent_kernel, steps, active)
+            return tf.gather(states, tf.math.invert_permutation(order),
+                             axis=1)
+
+        def compiled():
+            return gru_recurrence.compiled_inference_recurrence(
+                project(sequence), recurrent_kernel, steps)
+
+        if not COMPILED_INFERENCE_MAX_BATCH:
+            return shrinking(), None
+        return tf.cond(
+            tf.shape(sequence)[0] <= COMPILED_INFERENCE_MAX_BATCH,
+            compiled, shrinking), None
 
     def compute_output_shape(self, input_shape):
         sequence_shape = tuple(input_shape[0])

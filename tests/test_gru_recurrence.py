@@ -56,23 +56,36 @@ def _value_and_gradients(fn, gru, sequence):
     return loss, tape.gradient(loss, [sequence] + variables)
 
 
-@pytest.mark.parametrize("return_sequences", [True, False])
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_outputs_and_gradients_match_keras_masked_gru(return_sequences,
-                                                      jit_compile):
+# Each of TF1GRU's code paths: training (rows sorted, hand-written
+# gradient), training under XLA (every row steps), serving-size inference
+# (XLA-compiled loop) and evaluation-size inference (rows sorted).
+PATHS = {"train": (True, False, 16), "train_jit": (True, True, 16),
+         "serve": (False, False, 16), "eval": (False, False, 0)}
+
+
+@pytest.mark.parametrize("path,return_sequences", [
+    ("train", True), ("train", False), ("train_jit", True), ("serve", True),
+    ("eval", True), ("eval", False)])
+def test_outputs_and_gradients_match_keras_masked_gru(path, return_sequences,
+                                                      monkeypatch):
+    training, jit_compile, max_batch = PATHS[path]
+    monkeypatch.setattr(layers, "COMPILED_INFERENCE_MAX_BATCH", max_batch)
     gru = _gru(return_sequences)
     sequence, lengths = _case()
-    ours = tf.function(lambda x: _value_and_gradients(
-        lambda s: gru([s, lengths]), gru, x), jit_compile=jit_compile)
+
+    def ours_fn(x):
+        return gru([x, lengths], training=training)
+
+    ours = tf.function(lambda x: _value_and_gradients(ours_fn, gru, x),
+                       jit_compile=jit_compile)
     reference = tf.function(lambda x: _value_and_gradients(
         lambda s: _reference(gru, s, lengths), gru, x))
-    result, expected = gru([sequence, lengths]), _reference(gru, sequence,
-                                                            lengths)
-    for ours_value, expected_value in zip(tf.nest.flatten(result),
-                                          tf.nest.flatten(expected)):
-        np.testing.assert_allclose(ours_value, expected_value, atol=1e-6)
     loss, gradients = ours(sequence)
     expected_loss, expected_gradients = reference(sequence)
+    for ours_value, expected_value in zip(
+            tf.nest.flatten(tf.function(ours_fn)(sequence)),
+            tf.nest.flatten(_reference(gru, sequence, lengths))):
+        np.testing.assert_allclose(ours_value, expected_value, atol=1e-6)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
     for gradient, expected_gradient in zip(gradients, expected_gradients):
         np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5,
@@ -98,7 +111,8 @@ def test_non_finite_padding_does_not_leak():
     outputs, state = gru([sequence, lengths])
     with tf.GradientTape() as tape:
         tape.watch(poisoned)
-        poisoned_outputs, poisoned_state = gru([poisoned, lengths])
+        poisoned_outputs, poisoned_state = gru([poisoned, lengths],
+                                               training=True)
         loss = _loss((poisoned_outputs, poisoned_state))
     np.testing.assert_allclose(poisoned_outputs, outputs, atol=1e-6)
     np.testing.assert_allclose(poisoned_state, state, atol=1e-6)
