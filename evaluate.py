@@ -98,7 +98,7 @@ def evaluate(
         raise ValueError(f"{data_dir}: no split {split!r}.")
     dataset = experiment.eval_dataset(
         fold.splits[split], batch_size, config["data"]["encoder_size_audio"],
-        **experiment.dataset_options(model),
+        by_length=True, **experiment.dataset_options(model),
     )
     evaluator = training.Evaluator(
         model, tf.distribute.get_strategy(), fold.num_classes

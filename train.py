@@ -637,10 +637,12 @@ def train(
             **data_args,
         ),
         experiment.eval_dataset(
-            splits["dev"], batch_size, encoder_size_audio, **data_args
+            splits["dev"], batch_size, encoder_size_audio, by_length=True,
+            **data_args
         ),
         experiment.eval_dataset(
-            splits["test"], batch_size, encoder_size_audio, **data_args
+            splits["test"], batch_size, encoder_size_audio, by_length=True,
+            **data_args
         ),
         num_train=len(splits["train"]),
     )

@@ -209,11 +209,12 @@ def _log_mel_features(waveform, waveform_length, n_mels, max_samples,
 
 
 def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
-                   shard_index):
+                   shard_index, eval_order=None):
     if mode == "eval":
-        # Ordered, each example exactly once; the last batch may be short.
-        return (tf.data.Dataset.range(n).shard(num_shards, shard_index)
-                .batch(batch_size))
+        # Each example exactly once; the last batch may be short.
+        indices = (tf.data.Dataset.range(n) if eval_order is None else
+                   tf.data.Dataset.from_tensor_slices(eval_order))
+        return indices.shard(num_shards, shard_index).batch(batch_size)
     if mode == "sample":
         # The original's sampler: every step draws `batch_size` examples
         # uniformly with replacement. Stateless draws keyed on the step make
@@ -237,7 +238,8 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                  audio_max_frames=750, crop_multiple=50, extras=(),
                  num_shards=1, shard_index=0, waveforms=False,
                  waveform_max_samples=None, waveform_crop_multiple=1600,
-                 log_mel=False, n_mels=spectrogram.N_MELS):
+                 log_mel=False, n_mels=spectrogram.N_MELS,
+                 by_length=False):
     """Builds the `(features, label)` dataset of one split.
 
     Args:
@@ -272,6 +274,11 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             waveform extras; `audio_max_frames` and `crop_multiple` apply
             to them as to the MFCC.
         n_mels: int. Mel bands of `audio_logmel`.
+        by_length: bool. With mode "eval", batch the examples in order of
+            their clipped audio length (stable), not in split order: each
+            batch is cropped to similar lengths and its GRU loops stop
+            early, and sums over the split (loss, confusion matrix) are
+            unchanged. Leave it False where the output order matters.
 
     Returns:
         `tf.data.Dataset` of `(dict name → tensor, label int32 [B])`.
@@ -342,8 +349,12 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                 audio_max_frames, crop_multiple)))
         return features, label
 
+    eval_order = None
+    if by_length and mode == "eval":
+        eval_order = np.argsort(gather.audio_length, kind="stable").astype(
+            np.int64)
     dataset = _index_batches(n, batch_size, mode, seed, start_step,
-                             num_shards, shard_index)
+                             num_shards, shard_index, eval_order)
     return (dataset.map(to_features, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
