@@ -1,23 +1,20 @@
 """The fast TF1GRU recurrence against Keras' masked GRU on the same weights."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from models import layers
+from models import registry
+from models import training
+from tests import helpers
 
 
 def _reference(gru, sequence, lengths):
-    """The former TF1GRU.call: keras.layers.GRU(reset_after=False) + mask.
-
-    Uses `gru`'s own variables (its inner Keras GRU owns them), so any
-    difference is the formulation's.
-    """
-    mask = layers.sequence_mask(lengths, sequence)
-    outputs, state = gru.gru(sequence, mask=mask)
-    if not gru.return_sequences:
-        return state
-    return outputs * tf.cast(mask, outputs.dtype)[:, :, None], state
+    # Keras' masked GRU on `gru`'s own variables: any difference is the
+    # formulation's.
+    return layers.reference_tf1_gru(gru, sequence, lengths)
 
 
 def _case(frames=9, seed=0):
@@ -118,3 +115,40 @@ def test_non_finite_padding_does_not_leak():
     np.testing.assert_allclose(poisoned_state, state, atol=1e-6)
     gradient = tape.gradient(loss, gru.gru.cell.recurrent_kernel)
     assert np.all(np.isfinite(gradient.numpy()))
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("ARE", lambda v: 145541), ("MDREA", lambda v: 300 * v + 494402)])
+def test_cudnn_option_parameter_counts(name, expected):
+    # reset_after=True: 3H more biases per GRU layer than the original.
+    model = registry.build_model(name, vocab_size=3747, gru_impl="cudnn")
+    assert helpers.count_trainable(model) == expected(3747)
+    assert isinstance(model.get_layer("audio_gru_0"), layers.CudnnGRU)
+
+
+def test_cudnn_option_is_padding_invariant_and_learns():
+    kwargs = dict(helpers.tiny_model_kwargs(), gru_impl="cudnn")
+    model = registry.build_model("ARE", **kwargs)
+    lengths = [12, 5, 1, 0]
+    batch = helpers.padded_batch(lengths, [3] * 4, 12,
+                                 names=[t.name for t in model.inputs])
+    assert model(batch).shape == (4, 4)
+    helpers.assert_padded_batch_equals_alone(model, batch, lengths)
+    helpers.assert_config_round_trip(model)
+    labels = tf.constant([0, 1, 2, 3])
+    optimizer = keras.optimizers.Adam(0.01)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(training.sigmoid_cross_entropy(
+                model(batch, training=True), labels, 4))
+        optimizer.apply_gradients(zip(
+            tape.gradient(loss, model.trainable_variables),
+            model.trainable_variables))
+        return loss
+
+    first = float(step())
+    for _ in range(30):
+        last = float(step())
+    assert last < 0.5 * first
