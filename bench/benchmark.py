@@ -714,7 +714,8 @@ def main(argv):
             rows[(model_name, variant)] = json.loads(
                 result_lines[-1][len("RESULT "):])
             print(f"[bench] {model_name}:{variant} done "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+                  f"({time.perf_counter() - started:.0f} s): "
+                  f"{result_lines[-1][len('RESULT '):]}", flush=True)
     print(_table(rows))
     print(f"(took {time.perf_counter() - started:.0f} s; load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())})")
