@@ -103,7 +103,7 @@ def evaluate(
                                       config["data"]["encoder_size_audio"])
     dataset = experiment.eval_dataset(
         fold.splits[split], batch_size, config["data"]["encoder_size_audio"],
-        **experiment.dataset_options(model),
+        by_length=True, **experiment.dataset_options(model),
     )
     evaluator = training.Evaluator(
         model, tf.distribute.get_strategy(), fold.num_classes

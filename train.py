@@ -173,6 +173,14 @@ def define_flags():
         ["auto", "mirrored", "multi_worker", "one_device"],
         "tf.distribute strategy (auto: mirrored over visible GPUs, else CPU).",
     )
+    flags.DEFINE_enum(
+        "gru_impl",
+        "tf1",
+        ["tf1", "cudnn"],
+        "ARE/TRE/MDRE/MDREA GRU: tf1 = the original's cell (reset_after="
+        "False); cudnn = Keras' reset_after cell, cuDNN on a GPU, NOT the "
+        "original's cell (+3H parameters per GRU layer).",
+    )
     flags.DEFINE_boolean("jit_compile", False, "XLA-compile the train step.")
     flags.DEFINE_boolean(
         "mixed_precision",
@@ -482,6 +490,7 @@ def train(
     embedding_dim=100,
     embedding_trainable=True,
     mask_attention=True,
+    gru_impl="tf1",
     normalize_audio=None,
     sampling=None,
     seed=0,
@@ -612,6 +621,8 @@ def train(
         mask_attention=mask_attention,
         seed=seed,
     )
+    if model in ("ARE", "TRE", "MDRE", "MDREA"):
+        hparams["gru_impl"] = gru_impl
     if model in SEED_MODELS:
         hparams.update(
             attention_units=attention_units,
@@ -776,10 +787,12 @@ def train(
             **data_args,
         ),
         experiment.eval_dataset(
-            splits["dev"], batch_size, encoder_size_audio, **data_args
+            splits["dev"], batch_size, encoder_size_audio, by_length=True,
+            **data_args
         ),
         experiment.eval_dataset(
-            splits["test"], batch_size, encoder_size_audio, **data_args
+            splits["test"], batch_size, encoder_size_audio, by_length=True,
+            **data_args
         ),
         num_train=len(splits["train"]),
     )

@@ -1,22 +1,38 @@
-"""Speed of ARE/TRE/MDRE/MDREA at reference shapes, against plain Keras.
+"""Speed of ARE/TRE/MDRE/MDREA at reference shapes, against plain Keras and PyTorch.
 
-Not a test. For each model it prints train and eval examples/s, the input
-pipeline alone, SavedModel serving latency (p50/p99, batch 1 and 64) and
-peak RSS, for this toolkit ("ours": `models.training.Trainer` +
-`preprocessing.input_pipeline`) and for the same architecture written the
-plain Keras way ("plain": `keras.layers.GRU` defaults, `Dense`, `model.fit`
-on `tf.data.Dataset.from_tensor_slices(...).batch(...)`, every utterance fed
-at 750 frames), then the ratio ours / plain.
+Not a test. For each model it prints train and eval examples/s (median and
+best of the timed steps / passes), the input pipeline alone, SavedModel
+serving latency (p50/p99 at batch 1 for one 400-frame (4 s) utterance, and
+at batch 64) and peak RSS, for these variants:
 
-Reference shapes: batch 128, MFCC [750, 39] (frames 150–1000 drawn
-uniformly, clipped to 750), prosody [35], text [128] (3–40 tokens),
-V = 3747, E = 300, 200 GRU units, keep probabilities 0.7 / 0.3.
+* "ours": `models.training.Trainer` + `preprocessing.input_pipeline` with
+  the models as they are (TF1GRU's fast recurrence; length-grouped
+  evaluation; serving of only the real frames).
+* "ours_jit": the same with `TrainConfig(jit_compile=True)`.
+* "ours_keras_gru": "ours" with TF1GRU computed the former way
+  (`layers.reference_tf1_gru`, Keras' masked GRU) and evaluation in split
+  order: what the fast recurrence and the grouping bought.
+* "plain": the same architecture written the plain Keras way
+  (`keras.layers.GRU` defaults, `Dense`, `model.fit` on
+  `tf.data.Dataset.from_tensor_slices(...).batch(...)`, every utterance fed
+  at 750 frames).
+* "torch": the same architecture in PyTorch (`nn.GRU`, `nn.Linear`, Adam,
+  padded batches at 750 frames, eager). Only when `torch` is importable (it
+  is not a dependency of the toolkit).
+
+Every ratio of a variant to "plain" (and to "torch", when measured) is
+printed under it. Reference shapes: batch 128, MFCC [750, 39] (frames
+150–1000 drawn uniformly, clipped to 750), prosody [35], text [128] (3–40
+tokens), V = 3747, E = 300, 200 GRU units, keep probabilities 0.7 / 0.3.
 
 Each (model, variant) runs in a fresh child process so that peak RSS is
-its own. Example (a few minutes on 2 CPU cores):
+its own. The default run (ARE and MDREA; ours, plain and torch; 20 timed
+train steps) takes a few minutes on a quiet 2-core machine:
+
+    python bench/benchmark.py
 
     python bench/benchmark.py --models=ARE,TRE,MDRE,MDREA \\
-        --train_steps=4 --warmup_steps=2
+        --variants=ours,ours_keras_gru,ours_jit,plain,torch
 
 `--profile` instead times MDREA's parts (audio GRU, text GRU, attention and
 head, optimizer update, input pipeline) at the same shapes.
@@ -36,7 +52,8 @@ sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODELS = ("ARE", "TRE", "MDRE", "MDREA")
-VARIANTS = ("ours", "ours_jit", "plain")
+VARIANTS = ("ours", "ours_jit", "ours_keras_gru", "plain", "torch")
+SERVE_FRAMES = 400
 BATCH = 128
 FRAMES = 750
 VOCAB = 3747
@@ -48,11 +65,16 @@ LABELS = ("angry", "happy", "sad", "neutral")
 def _parse(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--variants", default="ours,plain",
-                        help=f"Comma list of {VARIANTS}.")
-    parser.add_argument("--train_steps", type=int, default=4,
+    parser.add_argument("--models", default="ARE,MDREA",
+                        help=f"Comma list of {MODELS}.")
+    parser.add_argument("--variants", default="ours,plain,torch",
+                        help=f"Comma list of {VARIANTS} (torch is skipped "
+                        "when it is not installed).")
+    parser.add_argument("--train_steps", type=int, default=20,
                         help="Timed train steps (after warm-up).")
+    parser.add_argument("--eval_repeats", type=int, default=3,
+                        help="Timed passes over the eval set (after one "
+                        "warm-up pass).")
     parser.add_argument("--warmup_steps", type=int, default=2)
     parser.add_argument("--num_examples", type=int, default=512,
                         help="Synthetic examples (train = eval set).")
@@ -92,20 +114,33 @@ def _split(num_examples, seed=0):
         label=rng.integers(0, 4, num_examples).astype(np.int32))
 
 
-def _serving_inputs(split, names, batch):
+def _serving_inputs(split, names, batch, frames=FRAMES):
+    """Model inputs of the first `batch` utterances, `frames` wide.
+
+    Batch 1 is one utterance of SERVE_FRAMES real frames; a client of
+    "ours" sends just those (frames=SERVE_FRAMES), the fixed-width plain
+    model gets them zero-padded to 750.
+    """
     import numpy as np
-    import tensorflow as tf
 
     from preprocessing import input_pipeline
 
+    lengths = np.minimum(split.seq_len[:batch], FRAMES)
+    mfcc = split.mfcc[:batch, :frames].copy()
+    if batch == 1:
+        # Utterance 0 with exactly SERVE_FRAMES real frames.
+        row = int(np.argmax(split.seq_len >= SERVE_FRAMES))
+        lengths = np.array([SERVE_FRAMES], np.int32)
+        mfcc = np.zeros((1, frames, 39), np.float32)
+        mfcc[0, :SERVE_FRAMES] = split.mfcc[row, :SERVE_FRAMES]
     all_inputs = {
-        "audio_mfcc": split.mfcc[:batch],
-        "audio_length": np.minimum(split.seq_len[:batch], FRAMES),
+        "audio_mfcc": mfcc,
+        "audio_length": lengths.astype(np.int32),
         "audio_prosody": split.prosody[:batch],
         "text_ids": split.text_ids[:batch],
         "text_length": input_pipeline.text_lengths(split.text_ids[:batch]),
     }
-    return {name: tf.constant(all_inputs[name]) for name in names}
+    return {name: all_inputs[name] for name in names}
 
 
 # --- Measurements shared by both variants ----------------------------------
@@ -114,23 +149,28 @@ def _rate(seconds, steps, batch=BATCH):
     return steps * batch / seconds
 
 
+def _rates(seconds, batch=BATCH):
+    """Median and best examples/s of per-step (or per-pass) times."""
+    import numpy as np
+
+    return batch / float(np.median(seconds)), batch / float(np.min(seconds))
+
+
 def _latency(function, inputs, calls):
     """p50 and p99 (ms) of `calls` timed calls after 3 warm-up calls."""
     import numpy as np
 
     for _ in range(3):
-        function(**inputs)
+        function(inputs)
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        outputs = function(**inputs)
-        for value in outputs.values():
-            value.numpy()
+        function(inputs)
         times.append((time.perf_counter() - started) * 1000)
     return (float(np.percentile(times, 50)), float(np.percentile(times, 99)))
 
 
-def _serving(export, names, split, args):
+def _serving(export, names, split, args, batch1_frames=FRAMES):
     """Exports with `export(dir)`, reloads, times serving_default."""
     import tensorflow as tf
 
@@ -138,13 +178,23 @@ def _serving(export, names, split, args):
         path = os.path.join(tmp, "saved_model")
         export(path)
         serve = tf.saved_model.load(path).signatures["serving_default"]
-        result = {}
-        for batch, calls in ((1, args.serve_calls_1),
-                             (64, args.serve_calls_64)):
-            p50, p99 = _latency(serve, _serving_inputs(split, names, batch),
-                                calls)
-            result[f"serve{batch}_p50_ms"] = p50
-            result[f"serve{batch}_p99_ms"] = p99
+
+        def call(inputs):
+            outputs = serve(**{k: tf.constant(v) for k, v in inputs.items()})
+            for value in outputs.values():
+                value.numpy()
+
+        return _serve_latencies(call, names, split, args, batch1_frames)
+
+
+def _serve_latencies(call, names, split, args, batch1_frames):
+    result = {}
+    for batch, calls, frames in ((1, args.serve_calls_1, batch1_frames),
+                                 (64, args.serve_calls_64, FRAMES)):
+        p50, p99 = _latency(call, _serving_inputs(split, names, batch,
+                                                  frames), calls)
+        result[f"serve{batch}_p50_ms"] = p50
+        result[f"serve{batch}_p99_ms"] = p99
     return result
 
 
@@ -154,15 +204,21 @@ def _peak_rss_mb():
 
 # --- Ours ----------------------------------------------------------------
 
-def _ours(model_name, args, jit_compile):
+def _ours(model_name, args, jit_compile, former_gru=False):
     import keras
     import tensorflow as tf
 
     import experiment
     from models import export as export_lib
+    from models import layers
     from models import registry
     from models import training
 
+    if former_gru:
+        def former_call(self, inputs, training=None):
+            return layers.reference_tf1_gru(self, *inputs, training=training)
+
+        layers.TF1GRU.call = former_call
     split = _split(args.num_examples)
     kwargs = registry.model_arguments(
         model_name, vocab_size=VOCAB, embedding_dim=EMBEDDING,
@@ -197,24 +253,31 @@ def _ours(model_name, args, jit_compile):
     for _ in range(args.warmup_steps):
         float(train_step(iterator))
     result["warmup_s"] = time.perf_counter() - started
-    started = time.perf_counter()
+    times = []
     for _ in range(args.train_steps):
+        started = time.perf_counter()
         float(train_step(iterator))
-    result["train_ex_s"] = _rate(time.perf_counter() - started,
-                                 args.train_steps)
+        times.append(time.perf_counter() - started)
+    result["train_ex_s"], result["train_best_ex_s"] = _rates(times)
 
-    # Evaluation over the whole split (second pass; the first traces).
+    # Evaluation over the whole split, as the Trainer evaluates dev/test
+    # (the first pass traces).
     eval_data = training.distribute_eval_dataset(
-        trainer.strategy, experiment.eval_dataset(split, BATCH, FRAMES))
+        trainer.strategy, experiment.eval_dataset(
+            split, BATCH, FRAMES, by_length=not former_gru))
     trainer.evaluate(eval_data)
-    started = time.perf_counter()
-    trainer.evaluate(eval_data)
-    result["eval_ex_s"] = len(split) / (time.perf_counter() - started)
+    times = []
+    for _ in range(args.eval_repeats):
+        started = time.perf_counter()
+        trainer.evaluate(eval_data)
+        times.append(time.perf_counter() - started)
+    result["eval_ex_s"], result["eval_best_ex_s"] = _rates(times, len(split))
 
     result.update(_serving(
         lambda path: export_lib.export_saved_model(trainer.model, path,
                                                    LABELS),
-        [tensor.name for tensor in trainer.model.inputs], split, args))
+        [tensor.name for tensor in trainer.model.inputs], split, args,
+        batch1_frames=SERVE_FRAMES))
     return result
 
 
@@ -303,23 +366,138 @@ def _plain(model_name, args):
 
     steps = args.warmup_steps + args.train_steps
     timer = _step_timer()
-    started = time.perf_counter()
     model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0,
               callbacks=[timer])
     result["warmup_s"] = sum(timer.times[:args.warmup_steps])
-    result["train_ex_s"] = _rate(sum(timer.times[args.warmup_steps:]),
-                                 args.train_steps)
+    result["train_ex_s"], result["train_best_ex_s"] = _rates(
+        timer.times[args.warmup_steps:])
 
     model.evaluate(dataset, verbose=0)
-    started = time.perf_counter()
-    model.evaluate(dataset, verbose=0)
-    result["eval_ex_s"] = len(split) / (time.perf_counter() - started)
+    times = []
+    for _ in range(args.eval_repeats):
+        started = time.perf_counter()
+        model.evaluate(dataset, verbose=0)
+        times.append(time.perf_counter() - started)
+    result["eval_ex_s"], result["eval_best_ex_s"] = _rates(times, len(split))
 
     def export(path):
         model.export(path, format="tf_saved_model", verbose=False)
 
     result.update(_serving(export, [tensor.name for tensor in model.inputs],
                            split, args))
+    return result
+
+
+# --- PyTorch ---------------------------------------------------------------
+
+def _torch_model(model_name):
+    """The same architecture in PyTorch (nn.GRU, no packing: padded)."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            if model_name != "TRE":
+                self.audio_dropout = nn.Dropout(0.3)
+                self.audio_gru = nn.GRU(39, UNITS, batch_first=True)
+            if model_name != "ARE":
+                self.embedding = nn.Embedding(VOCAB, EMBEDDING)
+                self.text_dropout = nn.Dropout(0.7)
+                self.text_gru = nn.GRU(EMBEDDING, UNITS, batch_first=True)
+            if model_name == "MDRE":
+                self.audio_projection = nn.Linear(UNITS + 35,
+                                                  (UNITS + 35) // 2)
+                self.text_projection = nn.Linear(UNITS, UNITS // 2)
+            if model_name == "MDREA":
+                self.query = nn.Linear(UNITS + 35, UNITS)
+            widths = {"ARE": UNITS + 35, "TRE": UNITS,
+                      "MDRE": (UNITS + 35) // 2 + UNITS // 2,
+                      "MDREA": 2 * UNITS}
+            self.logits = nn.Linear(widths[model_name], 4)
+
+        def forward(self, mfcc, prosody, text_ids):
+            if model_name != "TRE":
+                _, state = self.audio_gru(self.audio_dropout(mfcc))
+                audio = torch.cat([state[-1], prosody], dim=-1)
+            if model_name != "ARE":
+                sequence, state = self.text_gru(
+                    self.text_dropout(self.embedding(text_ids)))
+                text = state[-1]
+            if model_name == "ARE":
+                head = audio
+            elif model_name == "TRE":
+                head = text
+            elif model_name == "MDRE":
+                head = torch.cat([self.audio_projection(audio),
+                                  self.text_projection(text)], dim=-1)
+            else:
+                query = self.query(audio)
+                weights = torch.softmax(
+                    torch.einsum("bth,bh->bt", sequence, query), dim=-1)
+                context = torch.einsum("bt,bth->bh", weights, sequence)
+                head = torch.cat([context, query], dim=-1)
+            return self.logits(head)
+
+    return Net()
+
+
+def _torch(model_name, args):
+    import numpy as np
+    import torch
+
+    split = _split(args.num_examples)
+    torch.manual_seed(0)
+    model = _torch_model(model_name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    mfcc = torch.from_numpy(split.mfcc)
+    prosody = torch.from_numpy(split.prosody)
+    text_ids = torch.from_numpy(split.text_ids.astype(np.int64))
+    one_hot = torch.from_numpy(np.eye(4, dtype=np.float32)[split.label])
+    starts = list(range(0, len(split), BATCH))
+
+    def batch(start, size=BATCH):
+        return (mfcc[start:start + size], prosody[start:start + size],
+                text_ids[start:start + size])
+
+    result = {"pipeline_ex_s": float("nan")}
+    model.train()
+    times = []
+    for step in range(args.warmup_steps + args.train_steps):
+        start = starts[step % len(starts)]
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        loss = loss_fn(model(*batch(start)), one_hot[start:start + BATCH])
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(model.parameters(), 10.0)
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    result["warmup_s"] = sum(times[:args.warmup_steps])
+    result["train_ex_s"], result["train_best_ex_s"] = _rates(
+        times[args.warmup_steps:])
+
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for _ in range(args.eval_repeats + 1):
+            started = time.perf_counter()
+            for start in starts:
+                model(*batch(start)).numpy()
+            times.append(time.perf_counter() - started)
+    result["eval_ex_s"], result["eval_best_ex_s"] = _rates(times[1:],
+                                                           len(split))
+
+    def call(inputs):
+        with torch.no_grad():
+            model(*(torch.from_numpy(np.asarray(inputs[name]))
+                    for name in ("audio_mfcc", "audio_prosody",
+                                 "text_ids"))).numpy()
+
+    names = ("audio_mfcc", "audio_length", "audio_prosody", "text_ids",
+             "text_length")
+    result.update(_serve_latencies(call, names, split, args, SERVE_FRAMES))
     return result
 
 
@@ -431,14 +609,19 @@ def _child(args):
     model_name, variant = args.child.split(":")
     if variant == "plain":
         result = _plain(model_name, args)
+    elif variant == "torch":
+        result = _torch(model_name, args)
     else:
-        result = _ours(model_name, args, jit_compile=variant == "ours_jit")
+        result = _ours(model_name, args, jit_compile=variant == "ours_jit",
+                       former_gru=variant == "ours_keras_gru")
     result["peak_rss_mb"] = _peak_rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
 
 
-COLUMNS = (("train_ex_s", "train ex/s", "{:.0f}"),
-           ("eval_ex_s", "eval ex/s", "{:.0f}"),
+COLUMNS = (("train_ex_s", "train ex/s (median)", "{:.0f}"),
+           ("train_best_ex_s", "train ex/s (best)", "{:.0f}"),
+           ("eval_ex_s", "eval ex/s (median)", "{:.0f}"),
+           ("eval_best_ex_s", "eval ex/s (best)", "{:.0f}"),
            ("pipeline_ex_s", "pipeline ex/s", "{:.0f}"),
            ("serve1_p50_ms", "serve b1 p50 ms", "{:.1f}"),
            ("serve1_p99_ms", "serve b1 p99 ms", "{:.1f}"),
@@ -448,23 +631,43 @@ COLUMNS = (("train_ex_s", "train ex/s", "{:.0f}"),
            ("warmup_s", "warm-up s", "{:.1f}"))
 
 
+def _cell(value, fmt):
+    if value is None or value != value:  # missing or NaN
+        return "–"
+    return fmt.format(value)
+
+
 def _table(rows):
+    """Markdown table: each row, then its ratio to every peer measured.
+
+    Peers are "plain" and "torch"; rates are ratios of examples/s (above
+    1× = faster), latencies and memory ratios of ms / MB (above 1× =
+    slower / more).
+    """
     header = ["model", "variant"] + [title for _, title, _ in COLUMNS]
     lines = ["| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for (model_name, variant), result in rows.items():
         cells = [model_name, variant]
-        cells += [fmt.format(result[key]) if key in result else "–"
-                  for key, _, fmt in COLUMNS]
+        cells += [_cell(result.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
-        plain = rows.get((model_name, "plain"))
-        if variant != "plain" and plain:
-            ratio = [model_name, f"{variant}/plain"]
+        for peer_name in ("plain", "torch"):
+            peer = rows.get((model_name, peer_name))
+            if variant == peer_name or not peer:
+                continue
+            ratio = [model_name, f"{variant}/{peer_name}"]
             for key, _, _ in COLUMNS:
-                ratio.append(f"{result[key] / plain[key]:.2f}×"
-                             if plain.get(key) else "–")
+                ours, theirs = result.get(key), peer.get(key)
+                ratio.append(f"{ours / theirs:.2f}×" if (
+                    ours == ours and theirs and theirs == theirs) else "–")
             lines.append("| " + " | ".join(ratio) + " |")
     return "\n".join(lines)
+
+
+def _torch_available():
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def main(argv):
@@ -490,6 +693,9 @@ def main(argv):
         if name not in VARIANTS:
             raise ValueError(f"Unknown variant {name!r}; valid: "
                              f"{VARIANTS}.")
+    if "torch" in variants and not _torch_available():
+        print("[bench] torch is not installed: no PyTorch rows.", flush=True)
+        variants.remove("torch")
     passthrough = [arg for arg in argv if not arg.startswith(
         ("--models", "--variants", "--json_out"))]
     rows = {}
@@ -508,8 +714,11 @@ def main(argv):
             rows[(model_name, variant)] = json.loads(
                 result_lines[-1][len("RESULT "):])
             print(f"[bench] {model_name}:{variant} done "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+                  f"({time.perf_counter() - started:.0f} s): "
+                  f"{result_lines[-1][len('RESULT '):]}", flush=True)
     print(_table(rows))
+    print(f"(took {time.perf_counter() - started:.0f} s; load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())})")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({f"{m}:{v}": r for (m, v), r in rows.items()}, f,

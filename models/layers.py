@@ -15,10 +15,29 @@ these layers reproduce the original exactly:
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
+
+from models import gru_recurrence
 
 # Scores of masked positions; finite (like the original's -FLT_MAX) so that a
 # length-0 sequence gives uniform weights instead of NaN.
 _MASK_SCORE = -1e30
+
+
+# Inference batches up to this size (serving) run TF1GRU's recurrence
+# XLA-compiled; larger ones (evaluation) run faster in graph mode, where
+# each step updates only the unfinished rows (bench/README.md). 0: never.
+COMPILED_INFERENCE_MAX_BATCH = 16
+
+
+def _in_xla_context():
+    """True while tracing inside an XLA-compiled (jit_compile) function.
+
+    XLA needs static shapes, so `TF1GRU` then updates every row at every
+    step instead of only the rows still inside their sequence.
+    """
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph())
 
 
 def sequence_mask(lengths, sequence):
@@ -123,6 +142,9 @@ class TF1GRU(keras.layers.Layer):
     alone with `return_sequences=False`.
     """
 
+    # The original's cell; CudnnGRU switches it.
+    reset_after = False
+
     def __init__(self, units, input_keep_prob=1.0, output_keep_prob=1.0,
                  return_sequences=True, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -138,8 +160,8 @@ class TF1GRU(keras.layers.Layer):
         self.return_sequences = return_sequences
         self.seed = seed
         self.gru = keras.layers.GRU(
-            units, reset_after=False, return_sequences=return_sequences,
-            return_state=True, name="gru")
+            units, reset_after=self.reset_after,
+            return_sequences=return_sequences, return_state=True, name="gru")
         self.input_dropout = keras.layers.Dropout(
             1.0 - input_keep_prob, seed=seed, name="input_dropout")
         self.output_dropout = keras.layers.Dropout(
@@ -160,19 +182,98 @@ class TF1GRU(keras.layers.Layer):
         cell = self.gru.cell
         cell.kernel.assign(full[:input_dim])
         cell.recurrent_kernel.assign(full[input_dim:])
-        cell.bias.assign(np.concatenate(
-            [np.ones(2 * units), np.zeros(units)]).astype(np.float32))
+        gate_bias = np.concatenate([np.ones(2 * units), np.zeros(units)])
+        if self.reset_after:
+            # [input bias, recurrent bias]: the gate bias 1 once.
+            gate_bias = np.stack([gate_bias, np.zeros(3 * units)])
+        cell.bias.assign(gate_bias.astype(np.float32))
 
     def call(self, inputs, training=None):
         sequence, lengths = inputs
-        mask = sequence_mask(lengths, sequence)
+        frames = tf.shape(sequence)[1]
+        lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, frames)
+        mask = tf.sequence_mask(lengths, frames)
         sequence = self.input_dropout(sequence, training=training)
-        outputs, state = self.gru(sequence, mask=mask, training=training)
+        # Padded frames never reach a used state; zeroing them keeps any
+        # non-finite padding out of the (discarded) rows' arithmetic.
+        sequence = tf.where(mask[:, :, None], sequence,
+                            tf.zeros_like(sequence))
+        states, order = self._states(sequence, lengths, training)
+        # Final state: the state after step length−1, read in place (no
+        # per-step selects); zeros for length 0.
+        rows = tf.range(tf.shape(lengths)[0])
+        if order is not None:
+            rows = tf.math.invert_permutation(order)
+        state = tf.gather_nd(states, tf.stack(
+            [tf.maximum(lengths - 1, 0), rows], axis=1))
+        state = tf.where((lengths > 0)[:, None], state,
+                         tf.zeros_like(state))
         if not self.return_sequences:
             return state
-        outputs = outputs * tf.cast(mask, outputs.dtype)[:, :, None]
+        if order is not None:
+            states = tf.gather(states, rows, axis=1)
+        outputs = tf.where(mask[:, :, None], tf.transpose(states, [1, 0, 2]),
+                           tf.zeros_like(sequence[:, :, :1]))
         outputs = self.output_dropout(outputs, training=training)
         return outputs, state
+
+    def _states(self, sequence, lengths, training):
+        """Time-major states [T, B, H], rows in `order` (None: as given).
+
+        * Training sorts the batch by decreasing length, so that each step
+          updates only the rows still inside their sequence.
+        * Inference (training=False) of a batch of at most
+          `COMPILED_INFERENCE_MAX_BATCH` rows (serving) runs an
+          XLA-compiled loop over all rows, where graph-mode per-step
+          overhead would dominate; larger batches (evaluation) shrink like
+          training and come back in their given order.
+        * Inside an XLA-compiled function (`jit_compile`) every row steps,
+          since XLA needs static shapes.
+        """
+        cell = self.gru.cell
+        dtype = sequence.dtype
+        kernel = tf.cast(cell.kernel, dtype)
+        bias = tf.cast(cell.bias, dtype)
+        recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
+        frames = tf.shape(sequence)[1]
+        steps = tf.clip_by_value(tf.reduce_max(lengths), 1,
+                                 tf.maximum(frames, 1))
+
+        def project(sequence):
+            # The input projection of every step in one matmul, time-major.
+            return tf.tensordot(tf.transpose(sequence, [1, 0, 2]), kernel,
+                                1) + bias
+
+        def sorted_batch():
+            order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+            active = gru_recurrence.step_counts(tf.gather(lengths, order),
+                                                steps)
+            return order, project(tf.gather(sequence, order)), active
+
+        if _in_xla_context():
+            return gru_recurrence.recurrence(project(sequence),
+                                             recurrent_kernel, steps), None
+        if training:
+            order, projected, active = sorted_batch()
+            return gru_recurrence.recurrence(projected, recurrent_kernel,
+                                             steps, active), order
+
+        def shrinking():
+            order, projected, active = sorted_batch()
+            states = gru_recurrence.graph_inference_recurrence(
+                projected, recurrent_kernel, steps, active)
+            return tf.gather(states, tf.math.invert_permutation(order),
+                             axis=1)
+
+        def compiled():
+            return gru_recurrence.compiled_inference_recurrence(
+                project(sequence), recurrent_kernel, steps)
+
+        if not COMPILED_INFERENCE_MAX_BATCH:
+            return shrinking(), None
+        return tf.cond(
+            tf.shape(sequence)[0] <= COMPILED_INFERENCE_MAX_BATCH,
+            compiled, shrinking), None
 
     def compute_output_shape(self, input_shape):
         sequence_shape = tuple(input_shape[0])
@@ -187,6 +288,47 @@ class TF1GRU(keras.layers.Layer):
                 "output_keep_prob": self.output_keep_prob,
                 "return_sequences": self.return_sequences,
                 "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class CudnnGRU(TF1GRU):
+    """TF1GRU's interface on a cuDNN-eligible Keras GRU: NOT the original cell.
+
+    `keras.layers.GRU(reset_after=True)` (the reset gate applied after the
+    recurrent matmul, separate input and recurrent biases) with a
+    right-padded mask, which Keras runs with cuDNN on a GPU. Everything
+    else is TF1GRU's: orthogonal joint kernels, gate bias 1 (input bias),
+    keep-probability dropout on the inputs and the output sequence, final
+    state at the true length, zero outputs past it. Parameters 3H(I+H+2):
+    3H more than TF1GRU (144,600 for the reference audio GRU, I = 39,
+    H = 200). On CPU it is slower than TF1GRU.
+    """
+
+    reset_after = True
+
+    def call(self, inputs, training=None):
+        sequence, lengths = inputs
+        return reference_tf1_gru(self, sequence, lengths, training=training)
+
+
+GRU_IMPLEMENTATIONS = {"tf1": TF1GRU, "cudnn": CudnnGRU}
+
+
+def reference_tf1_gru(layer, sequence, lengths, training=None):
+    """`layer` (a TF1GRU) computed the former way: Keras' masked GRU.
+
+    `keras.layers.GRU(reset_after=False)` with a mask, on the layer's own
+    variables: the same results as `TF1GRU.call` to float32 rounding,
+    several times slower. Kept as the reference the tests and
+    bench/benchmark.py compare against.
+    """
+    mask = sequence_mask(lengths, sequence)
+    sequence = layer.input_dropout(sequence, training=training)
+    outputs, state = layer.gru(sequence, mask=mask, training=training)
+    if not layer.return_sequences:
+        return state
+    outputs = outputs * tf.cast(mask, outputs.dtype)[:, :, None]
+    return layer.output_dropout(outputs, training=training), state
 
 
 def _orthogonal(rng, shape):

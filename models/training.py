@@ -89,8 +89,9 @@ class TrainConfig:
         clip_value: float. Element-wise clip of the (replica-summed)
             gradient.
         jit_compile: bool. XLA-compile the forward and backward pass of the
-            train step. On CPU it is much slower at reference lengths (XLA
-            copies the GRU output sequences every step; bench/README.md).
+            train step. On CPU it measured slower than graph mode (and
+            every row then steps to the batch's longest length;
+            bench/README.md).
         mixed_precision: bool. Compute in float16 with float32 weights and
             dynamic loss scaling (`mixed_float16`), on GPU only; ignored (with
             a log line) when no GPU is visible.
@@ -325,11 +326,10 @@ class Trainer:
             log("[Info] mixed_precision ignored: no GPU is visible (float16 "
                 "is not faster on CPU); training in float32.")
         if config.jit_compile and not tf.config.list_logical_devices("GPU"):
-            # Measured (bench/README.md): XLA on CPU copies the GRU output
-            # sequence every time step, so a step costs O(frames²).
-            log("[Info] jit_compile on CPU: correct but slower for these "
-                "GRUs at 750 frames (about 5x per GRU layer, 10x+ per "
-                "step); see bench/README.md.")
+            # Measured (bench/README.md): slower on CPU, and XLA's static
+            # shapes cannot skip the rows past their length.
+            log("[Info] jit_compile on CPU: correct but slower than graph "
+                "mode for these GRUs; see bench/README.md.")
         with strategy.scope():
             with _dtype_policy("mixed_float16" if self.mixed_precision
                                else None):

@@ -18,7 +18,10 @@ longest utterance (what TF1's `dynamic_rnn` effectively did) changes nothing.
 `dr`/keep arguments are KEEP probabilities, as in the original flags.
 With the reference settings the trainable parameter counts equal the
 original's exactly (yoon_spec.md §6): ARE 144,941; TRE 300·V + 301,401;
-MDRE 300·V + 492,966; MDREA 300·V + 493,202.
+MDRE 300·V + 492,966; MDREA 300·V + 493,202. `gru_impl="cudnn"` (a GPU
+option, `layers.CudnnGRU`, not the original's cell) adds 3H = 600 per GRU
+layer: ARE 145,541; TRE 300·V + 302,001; MDRE 300·V + 494,166; MDREA
+300·V + 494,402.
 """
 
 import keras
@@ -47,16 +50,22 @@ def _text_inputs(text_length):
 
 
 def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix,
-               top_sequence=True):
-    """Stacked TF1GRU layers; returns (top outputs, top final state).
+               top_sequence=True, gru_impl="tf1"):
+    """Stacked GRU layers; returns (top outputs, top final state).
 
     With `top_sequence=False` the top layer returns only its state and the
     outputs returned are None (the audio branch needs only the state).
+    `gru_impl` picks the layer (`layers.GRU_IMPLEMENTATIONS`): "tf1" the
+    original's cell, "cudnn" the cuDNN-eligible reset_after one.
     """
+    if gru_impl not in layers.GRU_IMPLEMENTATIONS:
+        raise ValueError(f"gru_impl must be one of "
+                         f"{sorted(layers.GRU_IMPLEMENTATIONS)}, got "
+                         f"{gru_impl!r}.")
     state = None
     for index in range(num_layers):
         sequences = top_sequence or index < num_layers - 1
-        result = layers.TF1GRU(
+        result = layers.GRU_IMPLEMENTATIONS[gru_impl](
             units, input_keep_prob=keep_prob, output_keep_prob=keep_prob,
             return_sequences=sequences,
             seed=None if seed is None else seed + 10 * index,
@@ -66,7 +75,7 @@ def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix,
 
 
 def _audio_branch(inputs, units, num_layers, keep_prob, seed,
-                  normalization):
+                  normalization, gru_impl="tf1"):
     """e_A = concat(final GRU state over MFCC, prosody): [B, units + 35].
 
     With `normalization` (dict of mfcc_mean/mfcc_std/prosody_mean/
@@ -82,12 +91,13 @@ def _audio_branch(inputs, units, num_layers, keep_prob, seed,
                                      normalization["prosody_std"],
                                      name="prosody_standardize")(prosody)
     _, state = _gru_stack(mfcc, inputs["audio_length"], units, num_layers,
-                          keep_prob, seed, "audio", top_sequence=False)
+                          keep_prob, seed, "audio", top_sequence=False,
+                          gru_impl=gru_impl)
     return keras.layers.Concatenate(name="audio_vector")([state, prosody])
 
 
 def _text_branch(inputs, vocab_size, embedding_dim, embedding_trainable,
-                 units, num_layers, keep_prob, seed):
+                 units, num_layers, keep_prob, seed, gru_impl="tf1"):
     """Returns (GRU output sequence [B, 128, units], final state [B, units])."""
     embedded = keras.layers.Embedding(
         vocab_size, embedding_dim,
@@ -96,7 +106,8 @@ def _text_branch(inputs, vocab_size, embedding_dim, embedding_trainable,
         trainable=embedding_trainable, name="word_embedding")(
             inputs["text_ids"])
     return _gru_stack(embedded, inputs["text_length"], units, num_layers,
-                      keep_prob, None if seed is None else seed + 100, "text")
+                      keep_prob, None if seed is None else seed + 100, "text",
+                      gru_impl=gru_impl)
 
 
 def _multimodal_encoders(config):
@@ -105,11 +116,13 @@ def _multimodal_encoders(config):
               **_text_inputs(config["text_length"])}
     audio = _audio_branch(inputs, config["audio_units"],
                           config["audio_layers"], config["audio_keep_prob"],
-                          config["seed"], config["audio_normalization"])
+                          config["seed"], config["audio_normalization"],
+                          config["gru_impl"])
     text_outputs, text_state = _text_branch(
         inputs, config["vocab_size"], config["embedding_dim"],
         config["embedding_trainable"], config["text_units"],
-        config["text_layers"], config["text_keep_prob"], config["seed"])
+        config["text_layers"], config["text_keep_prob"], config["seed"],
+        config["gru_impl"])
     return inputs, audio, text_outputs, text_state
 
 
@@ -144,15 +157,21 @@ class ARE(_YoonModel):
             prosody_mean, prosody_std). None (default) feeds raw features,
             as the original.
         seed: int or None. Seeds initialisers and dropout.
+        gru_impl: str. "tf1" (default): the original's GRU cell
+            (`layers.TF1GRU`). "cudnn": `layers.CudnnGRU`, a reset_after
+            cell that Keras runs with cuDNN on a GPU; not the original's
+            cell, 3H more parameters per GRU layer (ARE: 145,541).
     """
 
     def __init__(self, audio_units=200, audio_layers=1, audio_keep_prob=0.7,
                  mfcc_dim=39, prosody_dim=35, num_classes=4,
-                 audio_normalization=None, seed=None, name="ARE", **kwargs):
+                 audio_normalization=None, seed=None, gru_impl="tf1",
+                 name="ARE", **kwargs):
         config = _constructor_arguments(locals())
         inputs = _audio_inputs(mfcc_dim, prosody_dim)
         audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed, audio_normalization)
+                              audio_keep_prob, seed, audio_normalization,
+                              gru_impl)
         self._build(inputs, audio, config, name, kwargs)
 
 
@@ -170,17 +189,18 @@ class TRE(_YoonModel):
         text_length: int. Width of the id input (128).
         num_classes: int. Output classes (4).
         seed: int or None.
+        gru_impl: str. "tf1" or "cudnn", as in `ARE`.
     """
 
     def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
-                 text_length=128, num_classes=4, seed=None, name="TRE",
-                 **kwargs):
+                 text_length=128, num_classes=4, seed=None, gru_impl="tf1",
+                 name="TRE", **kwargs):
         config = _constructor_arguments(locals())
         inputs = _text_inputs(text_length)
         _, state = _text_branch(inputs, vocab_size, embedding_dim,
                                 embedding_trainable, text_units, text_layers,
-                                text_keep_prob, seed)
+                                text_keep_prob, seed, gru_impl)
         self._build(inputs, state, config, name, kwargs)
 
 
@@ -199,7 +219,8 @@ class MDRE(_YoonModel):
                  audio_units=200, audio_layers=1, audio_keep_prob=0.7,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
                  mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
-                 audio_normalization=None, seed=None, name="MDRE", **kwargs):
+                 audio_normalization=None, seed=None, gru_impl="tf1",
+                 name="MDRE", **kwargs):
         config = _constructor_arguments(locals())
         inputs, audio, _, text = _multimodal_encoders(config)
         audio = layers.ScalarBiasDense(
@@ -230,7 +251,7 @@ class MDREA(_YoonModel):
                  text_units=200, text_layers=1, text_keep_prob=0.3,
                  mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
                  mask_attention=True, audio_normalization=None, seed=None,
-                 name="MDREA", **kwargs):
+                 gru_impl="tf1", name="MDREA", **kwargs):
         config = _constructor_arguments(locals())
         inputs, audio, text_outputs, _ = _multimodal_encoders(config)
         query = layers.ScalarBiasDense(text_units, seed=_seed(seed, 2),

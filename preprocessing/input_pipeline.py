@@ -210,11 +210,12 @@ def _log_mel_features(waveform, waveform_length, n_mels, max_samples,
 
 
 def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
-                   shard_index):
+                   shard_index, eval_order=None):
     if mode == "eval":
-        # Ordered, each example exactly once; the last batch may be short.
-        return (tf.data.Dataset.range(n).shard(num_shards, shard_index)
-                .batch(batch_size))
+        # Each example exactly once; the last batch may be short.
+        indices = (tf.data.Dataset.range(n) if eval_order is None else
+                   tf.data.Dataset.from_tensor_slices(eval_order))
+        return indices.shard(num_shards, shard_index).batch(batch_size)
     if mode == "sample":
         # The original's sampler: every step draws `batch_size` examples
         # uniformly with replacement. Stateless draws keyed on the step make
@@ -239,7 +240,7 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                  num_shards=1, shard_index=0, waveforms=False,
                  waveform_max_samples=None, waveform_crop_multiple=1600,
                  log_mel=False, n_mels=spectrogram.N_MELS,
-                 augmentation=None):
+                 augmentation=None, by_length=False):
     """Builds the `(features, label)` dataset of one split.
 
     Args:
@@ -278,6 +279,11 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
             (ignored for "eval"): SpecAugment masks on `audio_mfcc` and
             `audio_logmel`, waveform perturbation on `waveform` (and so on
             the log-mel computed from it), keyed on (seed, step).
+        by_length: bool. With mode "eval", batch the examples in order of
+            their clipped audio length (stable), not in split order: each
+            batch is cropped to similar lengths and its GRU loops stop
+            early, and sums over the split (loss, confusion matrix) are
+            unchanged. Leave it False where the output order matters.
 
     Returns:
         `tf.data.Dataset` of `(dict name → tensor, label int32 [B])`.
@@ -365,8 +371,12 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
                         augmentation)
         return features, label
 
+    eval_order = None
+    if by_length and mode == "eval":
+        eval_order = np.argsort(gather.audio_length, kind="stable").astype(
+            np.int64)
     dataset = _index_batches(n, batch_size, mode, seed, start_step,
-                             num_shards, shard_index)
+                             num_shards, shard_index, eval_order)
     if augmentation:
         # Each batch's draws are keyed on its step (+ shard), so a resumed
         # run replays them.
