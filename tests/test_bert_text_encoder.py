@@ -266,6 +266,7 @@ def test_clear_errors(standin_dir, pieces, tmp_path):
         _build(standin_dir, pieces, text_encoder_pooling="max")
 
 
+@pytest.mark.slow
 def test_train_py_end_to_end(standin_dir, tmp_path):
     fold_dir = helpers.write_random_fold(tmp_path / "set01",
                                          sizes=(24, 8, 8))

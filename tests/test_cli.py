@@ -98,6 +98,7 @@ def test_evaluate_errors_on_unfinished_run(tmp_path):
         evaluate.evaluate(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_reference_script_short_mode(fold_dir, tmp_path):
     environment = dict(os.environ, RUNS_DIR=str(tmp_path / "runs"),
                        RESULT_FILE=str(tmp_path / "TEST_run_result.txt"))

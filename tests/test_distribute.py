@@ -113,6 +113,7 @@ def test_mirrored_two_logical_cpus_matches_single_device(fold_dir, tmp_path):
         assert summary["traces"] == {"train": 1, "eval": 1}
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_agree_with_single_device(fold_dir,
                                                              tmp_path):
     ports = dist_worker.free_ports(2)

@@ -126,6 +126,7 @@ def test_feature_run_trains_only_a_head(runs, tmp_path):
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_and_errors(runs, tmp_path):
     root, _, run_dirs = runs
     done = subprocess.run(

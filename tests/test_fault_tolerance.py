@@ -74,6 +74,7 @@ def _read_json(path):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_matches_uninterrupted(fold_dir, tmp_path):
     full_dir, killed_dir = str(tmp_path / "full"), str(tmp_path / "killed")
     logs = {name: str(tmp_path / f"{name}.log")
