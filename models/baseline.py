@@ -162,11 +162,17 @@ def _inputs(mfcc_dim, prosody_dim):
     }
 
 
-def _standardised_functionals(inputs, feature_mean, feature_std):
+def _standardised_functionals(mfcc_dim, prosody_dim, feature_mean,
+                              feature_std):
+    """(inputs, standardised functionals [B, width], width) of a baseline."""
+    width = num_functionals(mfcc_dim, prosody_dim)
+    feature_mean, feature_std = _statistics(feature_mean, feature_std, width)
+    inputs = _inputs(mfcc_dim, prosody_dim)
     features = UtteranceFunctionals(name="functionals")(
         inputs["audio_mfcc"], inputs["audio_length"], inputs["audio_prosody"])
-    return layers.Standardize(feature_mean, feature_std,
-                              name="feature_standardize")(features)
+    features = layers.Standardize(feature_mean, feature_std,
+                                  name="feature_standardize")(features)
+    return inputs, features, width
 
 
 def _statistics(feature_mean, feature_std, width):
@@ -198,12 +204,8 @@ class BaselineSVM(config_model.ConfigModel):
                  prosody_dim=35, num_classes=4, class_weight="balanced",
                  name=SVM, **kwargs):
         config = config_model.constructor_arguments(locals())
-        width = num_functionals(mfcc_dim, prosody_dim)
-        feature_mean, feature_std = _statistics(feature_mean, feature_std,
-                                                width)
-        inputs = _inputs(mfcc_dim, prosody_dim)
-        features = _standardised_functionals(inputs, feature_mean,
-                                             feature_std)
+        inputs, features, width = _standardised_functionals(
+            mfcc_dim, prosody_dim, feature_mean, feature_std)
         logits = RBFSupportVectors(num_support_vectors, width, num_classes,
                                    gamma, name="logits")(features)
         self._finish(inputs, logits, config, name, kwargs)
@@ -224,12 +226,8 @@ class BaselineLogReg(config_model.ConfigModel):
                  mfcc_dim=39, prosody_dim=35, num_classes=4,
                  class_weight="balanced", name=LOGREG, **kwargs):
         config = config_model.constructor_arguments(locals())
-        width = num_functionals(mfcc_dim, prosody_dim)
-        feature_mean, feature_std = _statistics(feature_mean, feature_std,
-                                                width)
-        inputs = _inputs(mfcc_dim, prosody_dim)
-        features = _standardised_functionals(inputs, feature_mean,
-                                             feature_std)
+        inputs, features, _ = _standardised_functionals(
+            mfcc_dim, prosody_dim, feature_mean, feature_std)
         logits = keras.layers.Dense(num_classes, kernel_initializer="zeros",
                                     name="logits")(features)
         self._finish(inputs, logits, config, name, kwargs)
