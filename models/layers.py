@@ -113,6 +113,31 @@ class Standardize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mse")
+def standardize_audio(mfcc, prosody, normalization):
+    """MFCC frames and prosody standardised with fixed statistics.
+
+    Args:
+        mfcc: float [B, T, D] (padded frames become non-zero; callers keep
+            them masked by length).
+        prosody: float [B, P] or None (left as is).
+        normalization: dict of mfcc_mean/mfcc_std/prosody_mean/prosody_std
+            lists, or None/empty for no standardisation.
+
+    Returns:
+        (mfcc, prosody), through layers named `mfcc_standardize` and
+        `prosody_standardize`.
+    """
+    if not normalization:
+        return mfcc, prosody
+    mfcc = Standardize(normalization["mfcc_mean"], normalization["mfcc_std"],
+                       name="mfcc_standardize")(mfcc)
+    if prosody is not None:
+        prosody = Standardize(normalization["prosody_mean"],
+                              normalization["prosody_std"],
+                              name="prosody_standardize")(prosody)
+    return mfcc, prosody
+
+
 class TF1GRU(keras.layers.Layer):
     """One GRU layer behaving like TF1 `DropoutWrapper(GRUCell)` + `dynamic_rnn`.
 

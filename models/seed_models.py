@@ -352,15 +352,11 @@ def _embedded_text(inputs, vocab_size, embedding_dim, embedding_trainable,
 
 def _standardized(inputs, normalization, use_prosody=True):
     """MFCC (zeroed past the length) and prosody, standardised if asked."""
-    mfcc, prosody = inputs["audio_mfcc"], inputs.get("audio_prosody")
-    if normalization:
-        mfcc = layers.Standardize(normalization["mfcc_mean"],
-                                  normalization["mfcc_std"],
-                                  name="mfcc_standardize")(mfcc)
-        if use_prosody and prosody is not None:
-            prosody = layers.Standardize(normalization["prosody_mean"],
-                                         normalization["prosody_std"],
-                                         name="prosody_standardize")(prosody)
+    prosody = inputs.get("audio_prosody")
+    mfcc, scaled = layers.standardize_audio(
+        inputs["audio_mfcc"], prosody if use_prosody else None,
+        normalization)
+    prosody = scaled if use_prosody else prosody
     mfcc = MaskSequence(name="mfcc_mask")(mfcc, inputs["audio_length"])
     return mfcc, prosody
 

@@ -71,15 +71,10 @@ class ARE_POOL(config_model.ConfigModel):
             "audio_prosody": keras.Input((prosody_dim,),
                                          name="audio_prosody"),
         }
-        frames, prosody = inputs["audio_mfcc"], inputs["audio_prosody"]
+        frames, prosody = layers.standardize_audio(
+            inputs["audio_mfcc"], inputs["audio_prosody"],
+            audio_normalization)
         lengths = inputs["audio_length"]
-        if audio_normalization:
-            frames = layers.Standardize(audio_normalization["mfcc_mean"],
-                                        audio_normalization["mfcc_std"],
-                                        name="mfcc_standardize")(frames)
-            prosody = layers.Standardize(audio_normalization["prosody_mean"],
-                                         audio_normalization["prosody_std"],
-                                         name="prosody_standardize")(prosody)
         rate = 1.0 - audio_keep_prob
         if frame_stride > 1:
             frames, lengths = FrameStride(frame_stride, name="frame_stride")(

@@ -82,14 +82,8 @@ def _audio_branch(inputs, units, num_layers, keep_prob, seed,
     prosody_std lists) both inputs are standardised first; padded frames
     become non-zero but stay masked.
     """
-    mfcc, prosody = inputs["audio_mfcc"], inputs["audio_prosody"]
-    if normalization:
-        mfcc = layers.Standardize(normalization["mfcc_mean"],
-                                  normalization["mfcc_std"],
-                                  name="mfcc_standardize")(mfcc)
-        prosody = layers.Standardize(normalization["prosody_mean"],
-                                     normalization["prosody_std"],
-                                     name="prosody_standardize")(prosody)
+    mfcc, prosody = layers.standardize_audio(
+        inputs["audio_mfcc"], inputs["audio_prosody"], normalization)
     _, state = _gru_stack(mfcc, inputs["audio_length"], units, num_layers,
                           keep_prob, seed, "audio", top_sequence=False,
                           gru_impl=gru_impl)
