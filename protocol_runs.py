@@ -147,7 +147,7 @@ def summarize_model(records):
 
 
 def _atomic_text(path, text):
-    from preprocessing import atomic_files
+    from common import atomic_files
 
     atomic_files.atomic_write(path, lambda f: f.write(text))
 

@@ -1,4 +1,4 @@
-"""Installs the `models` and `preprocessing` packages of the toolkit."""
+"""Installs the `common`, `models` and `preprocessing` packages of the toolkit."""
 
 import setuptools
 
@@ -7,7 +7,8 @@ setuptools.setup(
     version="0.1.0",
     description=("TF2/Keras multimodal (speech + text) emotion recognition: "
                  "a faithful port of Yoon et al. (SLT 2018) and more."),
-    packages=setuptools.find_packages(include=["models", "models.*",
+    packages=setuptools.find_packages(include=["common", "common.*",
+                                               "models", "models.*",
                                                "preprocessing",
                                                "preprocessing.*"]),
     # The original's openSMILE configs, for the optional openSMILE features.

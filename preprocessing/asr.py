@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from preprocessing import atomic_files
+from common import atomic_files
 from preprocessing import audio_features
 from preprocessing.reference_arrays import DataError
 

@@ -34,7 +34,7 @@ import wave
 
 import numpy as np
 
-from preprocessing import atomic_files
+from common import atomic_files
 from preprocessing import audio_features
 from preprocessing import reference_arrays
 from preprocessing import text_features

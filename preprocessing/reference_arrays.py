@@ -38,7 +38,7 @@ import tokenize
 
 import numpy as np
 
-from preprocessing import atomic_files
+from common import atomic_files
 from preprocessing import safe_pickle
 
 SPLITS = ("train", "dev", "test")
