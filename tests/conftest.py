@@ -37,3 +37,20 @@ def demo_fold(tmp_path_factory):
     fold_dir = demo_corpus.generate(str(root / "demo"), num_utterances=320,
                                     num_workers=1, log=lambda _: None)
     return reference_arrays.load_fold(fold_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_source(tmp_path_factory):
+    """One tiny MDREA run on a 48-utterance demo corpus and its export
+    (`export_dir`, outside the run folder), trained once per test process.
+
+    Read-only: a test module takes its own `helpers.copy_demo_run` of it
+    (a copy costs milliseconds; training and exporting cost ~20 s).
+    """
+    import inference
+    from tests import helpers
+
+    root = tmp_path_factory.mktemp("tiny_demo_source")
+    demo = helpers.tiny_demo_run(root, num_utterances=48)
+    return dict(demo, export_dir=inference.export_run(
+        demo["run_dir"], str(root / "export")))
