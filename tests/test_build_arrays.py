@@ -302,12 +302,10 @@ def test_train_py_trains_on_built_folds_unchanged(iemocap_build, tmp_path):
             ("MDREA", os.path.join(iemocap_config.output_dir,
                                    "audio_woZ_set01")),
             ("MDRE", os.path.join(config.output_dir, "speaker_fold01"))):
-        # 50 frames instead of the reference 750: what is tested is that
-        # the folds load and train, not the encoder length.
         train.train(model, fold_dir, run_dir=str(tmp_path / model),
                     result_file=result_file, batch_size=8,
                     num_train_steps=3, hidden_dim_audio=4, hidden_dim_text=4,
-                    encoder_size_audio=50, export=False, log=_quiet)
+                    export=False, log=_quiet)
     with open(result_file) as f:
         lines = f.read().splitlines()
     assert [line.split("\t")[1] for line in lines] == [

@@ -46,7 +46,7 @@ def test_validation_frequency_matches_original():
 
 def test_short_run_lowers_dev_loss_and_beats_chance(demo_fold, tmp_path):
     # Validations (and their checkpoints) every 10 steps instead of every
-    # 2 cost more than the steps; 40 steps reach dev loss ~0.55x (measured).
+    # 3 cost more than the steps; 40 steps reach dev loss ~0.55x (measured).
     trainer, args = _trainer(demo_fold, tmp_path, steps=40, lr=0.01,
                              validation_every=10)
     dev = experiment.eval_dataset(demo_fold.splits["dev"], 64, FRAMES)
@@ -75,7 +75,7 @@ def test_early_stopping_at_eighth_non_improving_validation(demo_fold,
 
 
 def test_resume_continues_exactly(demo_fold, tmp_path):
-    # 5 is not a multiple of the validation frequency (2): the resume
+    # 5 is not a multiple of the validation frequency (3): the resume
     # starts between validations.
     full, args = _trainer(demo_fold, tmp_path / "full", steps=8)
     full.fit(*args)
