@@ -223,7 +223,8 @@ def test_export_base_writes_integer_versions(demo, tmp_path):
 def test_overwrite_replaces_only_an_export(tmp_path):
     from models import registry
 
-    model = registry.build_model("ARE", **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        "ARE", **helpers.tiny_model_kwargs(model="ARE"))
     labels = helpers.LABEL_NAMES
     target = str(tmp_path / "1")
     export_lib.export_saved_model(model, target, labels)

@@ -29,7 +29,8 @@ from tests import helpers
 from tests.corpus_fixtures import make_manifest_corpus
 from tools import make_wav2vec2_standin
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 HIDDEN = 16
 LABELS = helpers.LABEL_NAMES
 MODEL_NAMES = ("W2V2", "W2V2_TRE", "W2V2_TREA")
