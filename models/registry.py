@@ -291,6 +291,8 @@ def build_model(name: str, **options: Any) -> keras.Model:
 
 _PARENTHESES = re.compile(r"\([^()]*\)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A full stop and a space, not the one of "e.g." or "i.e.".
+_SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=\.) ")
 
 
 def _docs(model_class: type) -> Dict[str, str]:
@@ -329,14 +331,16 @@ def _docs(model_class: type) -> Dict[str, str]:
 
 
 def _one_line(doc: str) -> str:
-    """The first sentences of `doc`, at most about 100 characters (a bare
+    """The first sentences of `doc`, cut at about 100 characters (a bare
     type such as "int." keeps the sentence after it)."""
-    sentences = re.split(r"(?<=\.) ", " ".join(doc.split()))
+    sentences = _SENTENCE_END.split(" ".join(doc.split()))
     line = sentences[0]
     for sentence in sentences[1:]:
-        if len(line) > 12 and len(line) + len(sentence) > 100:
+        if len(line) >= 30 and len(line) + len(sentence) > 100:
             break
         line += " " + sentence
+    if len(line) > 100:
+        line = line[:97].rsplit(" ", 1)[0] + " ..."
     return line
 
 

@@ -181,8 +181,11 @@ class TRANSFORMER_FUSION(seed_models.SeedModel):
 
     Args:
         vocab_size, embedding_dim, embedding_trainable: text embedding.
-        transformer_units (W), transformer_heads, transformer_layers (N),
-        transformer_ff_units (F), transformer_dropout (a RATE).
+        transformer_units: int. W, the transformer width.
+        transformer_heads: int. Attention heads (dividing W).
+        transformer_layers: int. N, transformer blocks.
+        transformer_ff_units: int. F, feed-forward units per block.
+        transformer_dropout: float. Dropout RATE in the transformer.
         audio_encoder: "gru", "cnn" or "wav2vec2".
         audio_units, audio_layers, audio_keep_prob: the GRU encoder.
         cnn_filters, cnn_kernel_size: the CNN encoder.
@@ -190,14 +193,17 @@ class TRANSFORMER_FUSION(seed_models.SeedModel):
             ("mean" or "attention"), fixed_input_length: the wav2vec2
             encoder, as `wav2vec2_models.W2V2` (its learning rate: train.py
             --encoder_lr).
-        use_side_features: bool. side_units: S.
+        use_side_features: bool. Feed the dense side input.
+        side_units: int. S, the side projection's width.
         side_features: str. The side input's name: "audio_prosody" or the
             name of a float extra array [n, D] in the fold's manifest.json
             "extras" (loaded and fed by experiment.py).
         side_dim: int or None. D of such an extra (experiment.model_kwargs
             reads it from the fold); unused for the prosody vector.
-        fusion: "concat" or "pairwise". fusion_units: U.
-        hidden_units: D. fusion_keep_prob: keep probability before logits.
+        fusion: "concat" or "pairwise".
+        fusion_units: int. U, the projections of the "pairwise" fusion.
+        hidden_units: int. D, the hidden layer before the logits.
+        fusion_keep_prob: float. Keep probability before the logits.
         mfcc_dim, prosody_dim, text_length, num_classes,
         audio_normalization, seed.
         text_encoder_handle: str or None. A BERT-style TF-Hub URL or local
