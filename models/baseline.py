@@ -277,7 +277,11 @@ def _svm_arrays(svc, num_classes):
     return vectors, coef.astype(np.float32), intercept.astype(np.float32)
 
 
-def _fit(kind, train_x, train_y, c, gamma, class_weight, seed):
+def fit_estimator(kind, train_x, train_y, c, gamma, class_weight, seed):
+    """The scikit-learn estimator of `kind` (`SVM`: RBF SVC with C and γ;
+    `LOGREG`: logistic regression with C) fitted on standardised
+    functionals; what `fit` converts into the Keras model's weights."""
+    # Imported here: scikit-learn is needed only to fit the baselines.
     from sklearn import linear_model
     from sklearn import svm
 
@@ -336,8 +340,8 @@ def fit(kind, train_x, train_y, dev_x=None, dev_y=None,
     if select and dev_x is not None and len(dev_x):
         dev = _standardise(dev_x, mean, std)
         for c, gamma in grid:
-            predictions = _fit(kind, x, train_y, c, gamma, class_weight,
-                               seed).predict(dev)
+            predictions = fit_estimator(kind, x, train_y, c, gamma,
+                                        class_weight, seed).predict(dev)
             scores.append({"C": c, "gamma": gamma, "dev_ua":
                            _unweighted_accuracy(np.asarray(dev_y),
                                                 predictions, num_classes)})
@@ -345,8 +349,8 @@ def fit(kind, train_x, train_y, dev_x=None, dev_y=None,
         chosen = (best["C"], best["gamma"])
     else:
         chosen = default
-    estimator = _fit(kind, x, train_y, chosen[0], chosen[1], class_weight,
-                     seed)
+    estimator = fit_estimator(kind, x, train_y, chosen[0], chosen[1],
+                              class_weight, seed)
     kwargs = dict(feature_mean=mean, feature_std=std,
                   class_weight=class_weight)
     if kind == SVM:

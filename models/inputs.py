@@ -5,17 +5,17 @@ Every model of the toolkit is a functional graph over a dict of these
 (`preprocessing/input_pipeline.py`) and the serving code deliver; the
 contract test (tests/models/test_contract.py) keeps the two in step.
 
-| input                 | shape          | dtype   | meaning                      |
-|-----------------------|----------------|---------|------------------------------|
-| `audio_mfcc`          | [B, T, 39]     | float32 | MFCC-E-D-A frames, 0-padded  |
-| `audio_length`        | [B]            | int32   | true frames (clipped to 750) |
-| `audio_prosody`       | [B, 35]        | float32 | utterance prosody functionals|
-| `text_ids`            | [B, 128]       | int32   | token ids, right-padded, 0   |
-| `text_length`         | [B]            | int32   | index of the first 0 (or 128)|
-| `waveform`            | [B, S]         | float32 | 16 kHz audio in [-1, 1]      |
-| `waveform_length`     | [B]            | int32   | true number of samples       |
-| `audio_logmel`        | [B, T, n_mels] | float32 | log-mel frames, 0-padded     |
-| `audio_logmel_length` | [B]            | int32   | true log-mel frames          |
+| input                 | shape          | dtype   | meaning                    |
+|-----------------------|----------------|---------|----------------------------|
+| `audio_mfcc`          | [B, T, 39]     | float32 | MFCC-E-D-A frames, 0-padded|
+| `audio_length`        | [B]            | int32   | true frames (<= 750)       |
+| `audio_prosody`       | [B, 35]        | float32 | utterance prosody          |
+| `text_ids`            | [B, 128]       | int32   | token ids, right-padded, 0 |
+| `text_length`         | [B]            | int32   | index of the first 0       |
+| `waveform`            | [B, S]         | float32 | 16 kHz audio in [-1, 1]    |
+| `waveform_length`     | [B]            | int32   | true number of samples     |
+| `audio_logmel`        | [B, T, n_mels] | float32 | log-mel frames, 0-padded   |
+| `audio_logmel_length` | [B]            | int32   | true log-mel frames        |
 
 Time axes (T, S) are `None`: padded steps are masked by every model, so a
 batch may be cropped to its longest example.
