@@ -37,6 +37,7 @@ member as in its own model.
 """
 
 import itertools
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
@@ -52,7 +53,7 @@ _PROBABILITY_FLOOR = 1e-30
 # ------------------------------------------------------ numpy (decision) ---
 
 
-def softmax(logits):
+def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of float [N, C] logits."""
     logits = np.asarray(logits, np.float64)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -68,7 +69,7 @@ def _stack(probabilities):
     return stacked
 
 
-def simplex_grid(num_models, steps=10):
+def simplex_grid(num_models: int, steps: int = 10) -> np.ndarray:
     """All weight vectors with entries in {0, 1/steps, ..., 1} summing to 1."""
     grid = []
     for cut in itertools.product(range(steps + 1), repeat=num_models - 1):
@@ -77,7 +78,8 @@ def simplex_grid(num_models, steps=10):
     return np.asarray(grid, np.float64) / steps
 
 
-def combine(probabilities, method="average", weights=None):
+def combine(probabilities: Sequence[np.ndarray], method: str = "average",
+            weights: Optional[Sequence[float]] = None) -> np.ndarray:
     """Combines M models' probabilities into one [N, C] array.
 
     Args:
@@ -109,7 +111,8 @@ def combine(probabilities, method="average", weights=None):
                      f"{', '.join(DECISION_METHODS)}.")
 
 
-def fit_weights(probabilities, labels, steps=10):
+def fit_weights(probabilities: Sequence[np.ndarray], labels: np.ndarray,
+                steps: int = 10) -> np.ndarray:
     """Weights of the "weighted" method fitted on dev (see module doc).
 
     Args:
@@ -222,8 +225,9 @@ def _frozen(member, index, outputs):
     return extractor
 
 
-def build_decision_ensemble(members, method, weights=None,
-                            name="DECISION_ENSEMBLE"):
+def build_decision_ensemble(members: Sequence[keras.Model], method: str,
+                            weights: Optional[Sequence[float]] = None,
+                            name: str = "DECISION_ENSEMBLE") -> keras.Model:
     """Decision-level ensemble of trained models (see the module doc).
 
     Args:
@@ -247,8 +251,9 @@ def build_decision_ensemble(members, method, weights=None,
     return keras.Model(inputs, combined, name=name)
 
 
-def build_feature_ensemble(members, num_classes, seed=None,
-                           name="FEATURE_ENSEMBLE"):
+def build_feature_ensemble(members: Sequence[keras.Model], num_classes: int,
+                           seed: Optional[int] = None,
+                           name: str = "FEATURE_ENSEMBLE") -> keras.Model:
     """Feature-level ensemble; only its head is trainable.
 
     Args:
@@ -273,8 +278,12 @@ def build_feature_ensemble(members, num_classes, seed=None,
     return keras.Model(inputs, logits, name=name)
 
 
-def build_ensemble(members, method, num_classes, weights=None, seed=None):
-    """`build_decision_ensemble` or (method "feature") `build_feature_ensemble`."""
+def build_ensemble(members: Sequence[keras.Model], method: str,
+                   num_classes: int,
+                   weights: Optional[Sequence[float]] = None,
+                   seed: Optional[int] = None) -> keras.Model:
+    """`build_decision_ensemble`, or `build_feature_ensemble` for method
+    "feature"."""
     if method == "feature":
         return build_feature_ensemble(members, num_classes, seed=seed)
     return build_decision_ensemble(members, method, weights)

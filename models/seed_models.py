@@ -13,8 +13,6 @@ that is exactly its constructor arguments.
 | `CNN_SPEC`          | audio_mfcc, audio_length (+ prosody),   | Sobczak    |
 |                     | or audio_logmel, audio_logmel_length    |            |
 | `MMMF`              | audio_mfcc, audio_length, text_*        | MMMF       |
-| `TRANSFORMER_FUSION`| audio_* or waveform*, text_* (+ side:   | Patamia    |
-|                     | prosody or a fold extra, e.g. mocap)    |            |
 
 Differences from the seeds, stated once:
 
@@ -26,16 +24,6 @@ Differences from the seeds, stated once:
   linear spectrogram.
 * `MMMF` runs its acoustic BLSTM over the same MFCC frames (the seed used
   openSMILE LLDs).
-* `TRANSFORMER_FUSION` trains its small transformer text encoder from
-  scratch by default (the seed fine-tuned BERT); with
-  `text_encoder_handle` it fine-tunes (or freezes) a BERT-style TF-Hub
-  handle / SavedModel directory instead (`models/bert_text_encoder.py`:
-  our word ids are mapped to the handle's WordPiece ids inside the model,
-  so the model and its export still take `text_ids`). Its audio encoder
-  is ARE's GRU, CNN_SPEC's CNN or, as the seed, a wav2vec2 handle
-  (`audio_encoder="wav2vec2"`); its optional dense side input is the
-  prosody vector by default, or any per-utterance float extra of the fold
-  (`side_features`, e.g. the seed's motion-capture features).
 
 Padding: every model is exact under padding. Frames at or beyond
 `audio_length` and tokens at or beyond `text_length` never reach the output:
@@ -128,7 +116,7 @@ class BLSTM_SA_TEXT(SeedModel):
         config = config_model.constructor_arguments(locals())
         inputs = inputs_lib.text_inputs(text_length)
         embedded = encoders.embedded_text(inputs, vocab_size, embedding_dim,
-                                  embedding_trainable, seed)
+                                          embedding_trainable, seed)
         outputs, _ = layers.MaskedBiLSTM(
             text_units, text_keep_prob, text_keep_prob, seed=_seed(seed, 100),
             name="text_blstm")([embedded, inputs["text_length"]])
@@ -154,9 +142,9 @@ class CNN_SPEC(SeedModel):
       extras).
 
     Frames at or beyond the length are zeroed (after standardisation) and
-    kept out of every block; see `encoders.cnn_encoder` for the blocks. The pooled
-    vector (joined with the prosody vector `audio_prosody` [B, 35] when
-    `use_prosody`) feeds a hidden ReLU layer with dropout.
+    kept out of every block; see `encoders.cnn_encoder` for the blocks.
+    The pooled vector (joined with the prosody vector `audio_prosody`
+    [B, 35] when `use_prosody`) feeds a hidden ReLU layer with dropout.
 
     Args:
         cnn_filters: tuple of int. Channels per conv block (C_1..C_n).
@@ -202,11 +190,11 @@ class CNN_SPEC(SeedModel):
                 inputs, audio_normalization, use_prosody)
             lengths = inputs["audio_logmel_length"]
         else:
-            image, prosody = encoders.standardized_audio(inputs, audio_normalization,
-                                           use_prosody)
+            image, prosody = encoders.standardized_audio(
+                inputs, audio_normalization, use_prosody)
             lengths = inputs["audio_length"]
         features = encoders.cnn_encoder(image, lengths, cnn_filters,
-                                cnn_kernel_size, seed)
+                                        cnn_kernel_size, seed)
         if use_prosody:
             features = keras.layers.Concatenate(name="audio_vector")(
                 [features, prosody])
@@ -266,10 +254,11 @@ class MMMF(SeedModel):
         inputs = {**inputs_lib.audio_inputs(mfcc_dim, prosody_dim),
                   **inputs_lib.text_inputs(text_length)}
         del inputs["audio_prosody"]
-        mfcc, _ = encoders.standardized_audio(inputs, audio_normalization, False)
+        mfcc, _ = encoders.standardized_audio(inputs, audio_normalization,
+                                              False)
         vectors = []
         embedded = encoders.embedded_text(inputs, vocab_size, embedding_dim,
-                                  embedding_trainable, seed)
+                                          embedding_trainable, seed)
         for prefix, sequence, lengths, units, keep, offset in (
                 ("audio", mfcc, inputs["audio_length"], audio_units,
                  audio_keep_prob, 200),
@@ -284,8 +273,9 @@ class MMMF(SeedModel):
                 fusion_units, activation="tanh",
                 kernel_initializer=_glorot(_seed(seed, offset + 7)),
                 name=f"{prefix}_projection")(pooled))
-        fused = fusion.ModalityAttentionFusion(attention_units, seed=_seed(seed, 6),
-                                        name="modality_fusion")(vectors)
+        fused = fusion.ModalityAttentionFusion(
+            attention_units, seed=_seed(seed, 6),
+            name="modality_fusion")(vectors)
         self._build(inputs, fused, config, name, kwargs)
 
 

@@ -6,11 +6,17 @@ head (`seed_models.SeedModel`: Dense hidden layer → `logits`), the same
 padding guarantees (frames/samples past the audio length and words past the
 text length never reach the output) and a config that is exactly its
 (flat) constructor arguments, which `train.py --model_override=key=value`
-validates. Differences from the seed: the text encoder is trained from
-scratch by default (the seed fine-tuned BERT; `text_encoder_handle` gives
-that too, `models/bert_text_encoder.py`); the audio encoder is ARE's GRU,
-CNN_SPEC's CNN or, as the seed, a wav2vec2 handle; the side input is the
-prosody vector by default or any per-utterance float extra of the fold
+validates.
+
+Differences from the seed: the small transformer text encoder is trained
+from scratch by default (the seed fine-tuned BERT); with
+`text_encoder_handle` it fine-tunes (or freezes) a BERT-style TF-Hub handle
+/ SavedModel directory instead (`models/bert_text_encoder.py`: our word ids
+are mapped to the handle's WordPiece ids inside the model, so the model and
+its export still take `text_ids`). The audio encoder is ARE's GRU,
+CNN_SPEC's CNN or, as the seed, a wav2vec2 handle
+(`audio_encoder="wav2vec2"`); the optional dense side input is the prosody
+vector by default, or any per-utterance float extra of the fold
 (`side_features`, e.g. the seed's motion-capture features).
 """
 
@@ -40,16 +46,18 @@ def _transformer_text(inputs, config):
     seed, width = config["seed"], config["transformer_units"]
     rate = config["transformer_dropout"]
     embedded = encoders.embedded_text(inputs, config["vocab_size"],
-                              config["embedding_dim"],
-                              config["embedding_trainable"], seed)
+                                      config["embedding_dim"],
+                                      config["embedding_trainable"], seed)
     sequence = keras.layers.Dense(
         width, kernel_initializer=_glorot(_seed(seed, 30)),
         name="text_projection")(embedded)
-    sequence = layers.PositionEmbedding(config["text_length"], seed=_seed(seed, 31),
-                                 name="text_positions")(sequence)
+    sequence = layers.PositionEmbedding(
+        config["text_length"], seed=_seed(seed, 31),
+        name="text_positions")(sequence)
     sequence = keras.layers.Dropout(rate, seed=_seed(seed, 32),
                                     name="text_embedding_dropout")(sequence)
-    mask = layers.KeyPaddingMask(config["text_length"], name="text_attention_mask")(
+    mask = layers.KeyPaddingMask(config["text_length"],
+                                 name="text_attention_mask")(
         inputs["text_length"])
     heads = config["transformer_heads"]
     if width % heads:
@@ -115,8 +123,8 @@ def _side_input(side_features, side_dim, prosody_dim):
             side_features in inputs_lib.STANDARD_INPUTS):
         raise ValueError(
             f"TRANSFORMER_FUSION: side_features={side_features!r}; expected "
-            f"{inputs_lib.PROSODY!r} or the name of a per-utterance float extra "
-            "array of the fold (e.g. 'mocap'), not one of the pipeline's "
+            f"{inputs_lib.PROSODY!r} or the name of a per-utterance float "
+            "extra array of the fold (e.g. 'mocap'), not one of the pipeline's "
             f"own features {inputs_lib.STANDARD_INPUTS}.")
     if side_dim is None or int(side_dim) < 1:
         raise ValueError(

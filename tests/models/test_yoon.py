@@ -22,7 +22,8 @@ def _count(model):
 ])
 def test_reference_parameter_counts(name, expected):
     vocab_size = 3747
-    model = registry.build_model(name, vocab_size=vocab_size)
+    model = registry.build_model(
+        name, **registry.model_arguments(name, vocab_size=vocab_size))
     assert _count(model) == expected(vocab_size)
 
 
