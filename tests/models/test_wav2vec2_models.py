@@ -57,7 +57,10 @@ def _kwargs(standin_dir, **overrides):
 
 
 def _build(name, standin_dir, **overrides):
-    return registry.build_model(name, **_kwargs(standin_dir, **overrides))
+    """Model `name` with the settings of `_kwargs` it takes (W2V2 takes no
+    text settings)."""
+    return registry.build_model(name, **registry.model_arguments(
+        name, **_kwargs(standin_dir, **overrides)))
 
 
 def _batch(lengths, text_lengths=None, seed=0, pad_value=0.0):

@@ -122,7 +122,8 @@ def test_config_round_trip(name):
                                        "mfcc_std": [2.0] * 39,
                                        "prosody_mean": [1.0] * 35,
                                        "prosody_std": [3.0] * 35})
-    model = registry.build_model(name, **kwargs)
+    model = registry.build_model(name,
+                                 **registry.model_arguments(name, **kwargs))
     helpers.assert_config_round_trip(model)
 
 
