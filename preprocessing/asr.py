@@ -49,12 +49,13 @@ import time
 import numpy as np
 
 from common import atomic_files
-from preprocessing import audio_features
+from common.constants import SAMPLE_RATE
+from preprocessing import audio_io
+from preprocessing import progress as progress_lib
 from preprocessing.reference_arrays import DataError
 
 BACKENDS = ("pocketsphinx", "ctc")
 DEFAULT_SPEC = "pocketsphinx"
-SAMPLE_RATE = audio_features.SAMPLE_RATE
 CACHE_VERSION = 1
 # facebook/wav2vec2-base-960h's character vocabulary (its vocab.json): the
 # default when a CTC SavedModel carries none.
@@ -623,7 +624,7 @@ def transcribe_many(recognizer, items, num_workers=2, progress=True,
     pending = []  # (index, waveform, digest, cache path)
     for index, item in enumerate(items):
         try:
-            waveform = (audio_features.load_wav(item)
+            waveform = (audio_io.load_wav(item)
                         if isinstance(item, (str, bytes, os.PathLike))
                         else np.asarray(item, np.float32))
         except DataError as error:
@@ -644,11 +645,11 @@ def transcribe_many(recognizer, items, num_workers=2, progress=True,
         pending.append((index, waveform, digest, path))
 
     recognizer.parameters  # Computed once here, not in every worker.
-    meter = audio_features._Progress(len(pending), progress and bool(pending),
-                                     label="asr")
+    meter = progress_lib.Progress(len(pending), progress and bool(pending),
+                                  label="asr")
     if (recognizer.parallel_in_processes and num_workers > 1
             and len(pending) > 1):
-        # Fresh loky processes, as audio_features.extract_many (safe next
+        # Fresh loky processes, as extraction.extract_many (safe next
         # to TensorFlow; reused between calls); results in input order.
         import joblib
         outputs = joblib.Parallel(

@@ -29,8 +29,9 @@ import csv
 import dataclasses
 import os
 
-from preprocessing import audio_features
-from preprocessing.reference_arrays import LABEL_NAMES, DataError
+from preprocessing import audio_io
+from common.constants import LABEL_NAMES
+from preprocessing.reference_arrays import DataError
 
 COLUMN_ALIASES = {
     "wav": ("wav", "wav_path", "path", "audio", "file"),
@@ -180,12 +181,12 @@ def _delimiter(path, first_line):
 def audio_problem(path):
     """Returns why an audio file cannot be used, or None if it looks fine.
 
-    Reads only the header (fast; `audio_features.file_problem`: missing,
+    Reads only the header (fast; `audio_io.file_problem`: missing,
     unreadable, empty, truncated, shorter than one analysis window);
     decoding errors later still raise `DataError` naming the file during
     feature extraction.
     """
-    return audio_features.file_problem(path)
+    return audio_io.file_problem(path)
 
 
 def read_utf8(path):
