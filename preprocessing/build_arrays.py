@@ -53,12 +53,15 @@ import os
 import shutil
 import sys
 
+from absl import app
+from absl import flags
 import numpy as np
 
 from common import atomic_files
 from common import constants
 from preprocessing import asr
 from preprocessing import audio_io
+from preprocessing import cli
 from preprocessing import extraction
 from preprocessing import glove
 from preprocessing import iemocap
@@ -700,7 +703,6 @@ def _remove_stale_folds(output_dir, folds, log):
 
 
 def _define_flags():
-    from absl import flags
     flags.DEFINE_enum("corpus", None, list(CORPORA), "Corpus layout.")
     flags.DEFINE_string("corpus_dir", None,
                         "IEMOCAP release folder (holding Session1..5).")
@@ -813,7 +815,6 @@ def config_from_flags(flag_values):
 
 def main(argv):
     del argv  # Everything comes from flags.
-    from absl import app, flags
     try:
         summary = build(config_from_flags(flags.FLAGS))
     except (reference_arrays.DataError, asr.AsrError):
@@ -826,6 +827,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from preprocessing import cli
     _define_flags()
     cli.run(main, "build_arrays", user_errors=(asr.AsrError,))

@@ -28,6 +28,7 @@ Written to `output_dir`:
 Run: `python -m preprocessing.demo_corpus --output_dir=demo_data`.
 """
 
+import argparse
 import csv
 import os
 import wave
@@ -267,7 +268,6 @@ def _generate_into(directory, num_utterances, seed, embedding_dim,
 
 
 def main(argv=None):
-    import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_utterances", type=int, default=1500)

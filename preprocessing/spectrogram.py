@@ -67,7 +67,7 @@ def mel_matrix(n_mels=N_MELS):
     if n_mels < 1:
         raise ValueError(f"n_mels must be >= 1; found {n_mels}.")
     if n_mels not in _MEL_CACHE:
-        import librosa
+        import librosa  # Heavy (~1.5 s): once per n_mels.
 
         _MEL_CACHE[n_mels] = np.ascontiguousarray(librosa.filters.mel(
             sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels, fmin=FMIN,
