@@ -21,7 +21,15 @@ FRAME_STEP = 160  # 10 ms at 16 kHz.
 
 
 def as_waveform(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Validates a waveform and resamples it to 16 kHz, as float64 [samples]."""
+    """A waveform as float64 [samples] at 16 kHz.
+
+    Args:
+        waveform: 1-D numeric array [samples] (float in [-1, 1]).
+        sample_rate: int. Its rate; resampled (librosa) when not 16 kHz.
+
+    Raises:
+        ValueError: not 1-D, or not numbers.
+    """
     waveform = np.asarray(waveform)
     if waveform.ndim != 1:
         raise ValueError(f"expected a 1-D waveform, found shape "

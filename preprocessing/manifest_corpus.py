@@ -28,6 +28,7 @@ reader (see `iemocap.py`) returns.
 import collections
 import dataclasses
 import os
+from typing import Dict, Optional, Sequence
 
 from common.constants import LABEL_NAMES
 from preprocessing import audio_io
@@ -146,7 +147,7 @@ def _check_label_map(label_map, label_names, source):
                              "label names).")
 
 
-def audio_problem(path):
+def audio_problem(path: str) -> Optional[str]:
     """Returns why an audio file cannot be used, or None if it looks fine.
 
     Reads only the header (fast; `audio_io.file_problem`: missing,
@@ -157,8 +158,10 @@ def audio_problem(path):
     return audio_io.file_problem(path)
 
 
-def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
-                  on_bad_row="skip", check_audio=True):
+def read_manifest(path: str, label_map: Optional[Dict[str, int]] = None,
+                  label_names: Sequence[str] = LABEL_NAMES,
+                  on_bad_row: str = "skip", check_audio: bool = True
+                  ) -> Corpus:
     """Reads a CSV/TSV manifest corpus.
 
     Args:
