@@ -81,7 +81,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("raw_serving")
     demo = helpers.tiny_demo_run(root, num_utterances=NUM_UTTERANCES)
     export_dir = inference.export_run(demo["run_dir"])
-    test_rows = [demo["rows"][i] for i in demo_corpus._split_indices(
+    test_rows = [demo["rows"][i] for i in demo_corpus.split_indices(
         NUM_UTTERANCES, 0)["test"]]
     items = [(row["wav_path"], row["transcript"]) for row in test_rows]
     results, label_names = predict.predict(export_dir, items)
