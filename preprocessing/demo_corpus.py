@@ -170,7 +170,9 @@ def _write_wav(path, waveform):
         f.writeframes(pcm.tobytes())
 
 
-def _split_indices(num, seed):
+def split_indices(num: int, seed: int) -> dict:
+    """The demo corpus's seeded split: split name → sorted row indices of
+    `num` utterances (fractions `SPLIT_FRACTIONS`)."""
     order = np.random.default_rng([seed, 1]).permutation(num)
     num_train = int(round(SPLIT_FRACTIONS[0] * num))
     num_dev = int(round(SPLIT_FRACTIONS[1] * num))
@@ -234,7 +236,7 @@ def _generate_into(directory, num_utterances, seed, embedding_dim,
     prosody = np.stack([f[1] for f in features]).astype(np.float32)
     tokens = [text_features.tokenize(r["transcript"]) for r in records]
     labels = np.array([r["label"] for r in records], dtype=np.int32)
-    indices = _split_indices(len(records), seed)
+    indices = split_indices(len(records), seed)
     vocabulary = text_features.build_vocabulary(
         [tokens[i] for i in indices["train"]])
     text_ids = text_features.encode(tokens, vocabulary)

@@ -6,7 +6,8 @@ example indices and gathers one whole batch per step with a single
 (IEMOCAP's MFCC arrays are ~0.65 GB as float32) and there is no per-example
 Python work.
 
-Features (names shared with `models/`; checked by tests/test_contract.py):
+Features (names shared with `models/`, models/inputs.py; checked by
+tests/models/test_contract.py):
 
 | name            | shape       | dtype   | meaning                              |
 |-----------------|-------------|---------|--------------------------------------|
