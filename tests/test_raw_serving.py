@@ -86,7 +86,7 @@ def demo(tmp_path_factory, tiny_demo_source):
     assert len(demo["rows"]) == NUM_UTTERANCES
     export_dir = os.path.join(demo["run_dir"], "saved_model")
     shutil.copytree(demo["export_dir"], export_dir)
-    test_rows = [demo["rows"][i] for i in demo_corpus._split_indices(
+    test_rows = [demo["rows"][i] for i in demo_corpus.split_indices(
         NUM_UTTERANCES, 0)["test"]]
     items = [(row["wav_path"], row["transcript"]) for row in test_rows]
     results, label_names = predict.predict(export_dir, items)
@@ -228,7 +228,8 @@ def test_export_base_writes_integer_versions(demo, tmp_path):
 def test_overwrite_replaces_only_an_export(tmp_path):
     from models import registry
 
-    model = registry.build_model("ARE", **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        "ARE", **helpers.tiny_model_kwargs(model="ARE"))
     labels = helpers.LABEL_NAMES
     target = str(tmp_path / "1")
     export_lib.export_saved_model(model, target, labels)
