@@ -113,6 +113,59 @@ def tiny_demo_run(root, model="MDREA", num_utterances=24):
             "rows": rows}
 
 
+def copy_demo_run(source, root):
+    """A private copy of a `tiny_demo_run` (and its export, if any) in
+    `root`, so that tests which rename, hide or write into the run, the
+    fold or the export cannot see each other's changes.
+
+    Absolute paths of `source["root"]` in the copied text files (the run's
+    config.json, the fold's manifest, result lines) are rewritten to `root`,
+    so nothing in the copy points back at the source. Exports hold no
+    paths and are copied byte for byte.
+
+    Returns:
+        the same dict as `tiny_demo_run`, for the copy (plus `export_dir`
+        when the source has one).
+    """
+    import os
+    import shutil
+
+    old, new = os.path.abspath(str(source["root"])), os.path.abspath(
+        str(root))
+    os.makedirs(new, exist_ok=True)
+    for name in os.listdir(old):
+        source_path, target = os.path.join(old, name), os.path.join(new, name)
+        if os.path.isdir(source_path):
+            shutil.copytree(source_path, target)
+        else:
+            shutil.copy2(source_path, target)
+    export_dir = source.get("export_dir")
+    exports = [] if export_dir is None else [
+        os.path.join(new, os.path.relpath(export_dir, old))]
+    for folder, _, files in os.walk(new):
+        if any(folder == e or folder.startswith(e + os.sep)
+               for e in exports):
+            continue
+        for name in files:
+            if not name.endswith((".json", ".tsv", ".txt")) and (
+                    name != "checkpoint"):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if old in text:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text.replace(old, new))
+    copied = {key: (os.path.join(new, os.path.relpath(value, old))
+                    if key in ("fold_dir", "run_dir", "export_dir")
+                    else value) for key, value in source.items()}
+    copied["root"] = root
+    copied["rows"] = [dict(row, wav_path=os.path.join(
+        new, os.path.relpath(row["wav_path"], old))) for row in
+        source["rows"]]
+    return copied
+
+
 def assert_padded_batch_equals_alone(model, batch, audio_lengths, atol=1e-5):
     """Each example alone (audio cropped to its own length, at least one
     frame) gives the same output as inside the padded batch."""

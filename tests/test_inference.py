@@ -21,11 +21,12 @@ from preprocessing import text_features
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A small demo corpus (wav files + fold folder) and a tiny MDREA run."""
+def demo(tmp_path_factory, tiny_demo_source):
+    """A small demo corpus (wav files + fold folder), a tiny MDREA run and
+    its export (this module's copy of the shared one)."""
     root = tmp_path_factory.mktemp("inference")
-    demo = helpers.tiny_demo_run(root)
-    export_dir = inference.export_run(demo["run_dir"], str(root / "export"))
+    demo = helpers.copy_demo_run(tiny_demo_source, root)
+    export_dir = demo["export_dir"]
     return dict(demo, export_dir=export_dir,
                 predictor=inference.Predictor.load(export_dir))
 

@@ -26,11 +26,10 @@ def run(binary, *args, **flags):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict_explain")
-    demo = helpers.tiny_demo_run(root)
-    return dict(demo, export_dir=inference.export_run(
-        demo["run_dir"], str(root / "model")))
+def demo(tmp_path_factory, tiny_demo_source):
+    # This module's copy of the shared tiny run and its export.
+    return helpers.copy_demo_run(tiny_demo_source,
+                                 tmp_path_factory.mktemp("predict_explain"))
 
 
 def _check_png(path):

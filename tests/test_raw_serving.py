@@ -8,6 +8,7 @@ in-process here, and the real `saved_model_cli` once.
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -74,13 +75,17 @@ def _logits(results, label_names):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, tiny_demo_source):
     """A demo corpus, a tiny MDREA run, its export at <run>/saved_model
     (where train.py writes it), and what predict.py (features in Python)
     says about the test split."""
     root = tmp_path_factory.mktemp("raw_serving")
-    demo = helpers.tiny_demo_run(root, num_utterances=NUM_UTTERANCES)
-    export_dir = inference.export_run(demo["run_dir"])
+    # This module's copy of the shared run; its export (the same
+    # `export_run`, made once) placed where train.py writes it.
+    demo = helpers.copy_demo_run(tiny_demo_source, root)
+    assert len(demo["rows"]) == NUM_UTTERANCES
+    export_dir = os.path.join(demo["run_dir"], "saved_model")
+    shutil.copytree(demo["export_dir"], export_dir)
     test_rows = [demo["rows"][i] for i in demo_corpus.split_indices(
         NUM_UTTERANCES, 0)["test"]]
     items = [(row["wav_path"], row["transcript"]) for row in test_rows]
