@@ -5,8 +5,9 @@
 `run_protocol`: for each model, for each fold of the build (the folds
 listed in `BUILD/manifest.json`, as `preprocessing.build_arrays` writes
 it; else every sub-folder holding a fold `manifest.json`), in sequence and
-in this process, it calls `train.train` (the same library call as
-train.py, every other flag passed through) with the run folder
+in this process, it calls the training function it is given (train.py's
+`train`, the same library call as train.py, every other flag passed
+through) with the run folder
 `OUT/<MODEL>/<fold>`.
 
 Resumable: a fold whose run finished (its `protocol_fold.json`, written
@@ -32,8 +33,14 @@ import io
 import json
 import os
 import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from common import atomic_files
+from models import metrics
+from tasks import evaluation
+from tasks import run_dir as run_files
 
 DONE_FILE = "protocol_fold.json"
 SUMMARY_JSON = "protocol.json"
@@ -91,17 +98,19 @@ def _read_json(path):
 
 def fold_record(run_dir, wall_seconds):
     """What the summary keeps of one finished fold run."""
-    metrics = _read_json(os.path.join(run_dir, "metrics.json"))
-    test = metrics["test"]
+    run_metrics = _read_json(os.path.join(run_dir, "metrics.json"))
+    test = run_metrics["test"]
     return {"run_dir": os.path.abspath(run_dir),
             "wa": test["wa"], "ua": test["ua"],
-            "dev_wa": metrics["dev"]["wa"], "dev_ua": metrics["dev"]["ua"],
+            "dev_wa": run_metrics["dev"]["wa"],
+            "dev_ua": run_metrics["dev"]["ua"],
             "per_class_recall": test["per_class_recall"],
             "confusion_matrix": test["confusion_matrix"],
             "label_names": test["label_names"],
             "num_test": test["num_examples"],
-            "steps": metrics["steps"], "best_step": metrics["best_step"],
-            "train_seconds": metrics["train_seconds"],
+            "steps": run_metrics["steps"],
+            "best_step": run_metrics["best_step"],
+            "train_seconds": run_metrics["train_seconds"],
             "wall_seconds": wall_seconds}
 
 
@@ -116,8 +125,6 @@ def summarize_model(records):
     Args:
         records: dict fold name → `fold_record(...)`.
     """
-    from models import metrics
-
     folds = list(records.values())
     names = folds[0]["label_names"]
     pooled = np.sum([np.asarray(f["confusion_matrix"]) for f in folds],
@@ -147,8 +154,6 @@ def summarize_model(records):
 
 
 def _atomic_text(path, text):
-    from common import atomic_files
-
     atomic_files.atomic_write(path, lambda f: f.write(text))
 
 
@@ -218,45 +223,37 @@ def format_table(results):
 
 def write_outputs(output_dir, results, settings):
     """protocol.json, the two CSVs and one pooled confusion PNG per model."""
-    import evaluate
-    from models import run_files
-
     run_files.write_json(os.path.join(output_dir, SUMMARY_JSON),
                          {"settings": settings, "models": results})
     _atomic_text(os.path.join(output_dir, SUMMARY_CSV), summary_csv(results))
     _atomic_text(os.path.join(output_dir, FOLDS_CSV), folds_csv(results))
     for model, result in results.items():
         s = result["summary"]
-        evaluate.plot_confusion_matrix(
+        evaluation.plot_confusion_matrix(
             s["pooled_confusion_matrix"], s["label_names"],
             os.path.join(output_dir, f"{model}_confusion.png"),
             f"{model}, {s['folds']} folds pooled: UA {s['pooled_ua']:.3f} "
             f"(mean {s['ua_mean']:.3f} ± {s['ua_std']:.3f})")
 
 
-def run_protocol(fold_root, models, output_dir, train_kwargs=None,
-                 folds=None, log=print, train_fn=None):
+def run_protocol(fold_root, models, output_dir, train_fn, train_kwargs=None,
+                 folds=None, log=print):
     """Trains every model on every fold (resumable); returns the results.
 
     Args:
         fold_root: str. A build folder.
         models: sequence of str. Model names (train.py's --model).
         output_dir: str. Run folders go to `<output_dir>/<MODEL>/<fold>`.
-        train_kwargs: dict. Other `train.train` arguments (flags, recipe);
+        train_fn: callable like train.py's `train` (called with model,
+            data_dir, run_dir, result_file, log and `train_kwargs`).
+        train_kwargs: dict. Other `train_fn` arguments (flags, recipe);
             model, data_dir, run_dir and result_file are set here.
         folds: sequence of str or None. Only these folds.
         log: callable(str).
-        train_fn: callable like `train.train` (default: it).
 
     Returns:
         dict model → {"folds": {fold: fold_record}, "summary": ...}.
     """
-    from models import run_files
-
-    if train_fn is None:
-        import train
-
-        train_fn = train.train
     if not models:
         raise ValueError("run_protocol: no models given.")
     train_kwargs = dict(train_kwargs or {})

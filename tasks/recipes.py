@@ -33,6 +33,7 @@ Options (None = the recipe's value):
 """
 
 import json
+from typing import Any, Collection, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -158,16 +159,3 @@ def read_config_file(path, known):
     if unknown:
         raise ValueError(f"{path}: unknown flags {unknown}.")
     return values
-
-
-def apply_config_file(flag_values, path):
-    """Sets the flags named in a configuration file, unless given on the
-    command line (the command line wins). Returns the values applied."""
-    values = read_config_file(path, set(flag_values))
-    applied = {}
-    for name, value in values.items():
-        if not flag_values[name].present:
-            flag_values[name].value = value
-            applied[name] = value
-    return applied
-

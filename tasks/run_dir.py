@@ -1,4 +1,6 @@
-"""What a training run leaves on disk: its name, config JSON, result line.
+"""What a run folder holds and how it is named: the run name, settings
+checked before anything is written, `config.json` and the other JSON files
+(written atomically, `common.atomic_files`), and the result line.
 
 `TEST_run_result.txt` keeps the original's five tab-separated fields (local
 time, dataset name, run name, best dev accuracy, test accuracy at the best
@@ -10,22 +12,16 @@ A run folder puts one line there, ever (`record_result`,
 
 import json
 import os
-import tempfile
 import time
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+from common import atomic_files
+from common.errors import RunError
 
 RESULT_FILE = "TEST_run_result.txt"
 # What a finished run records: its result line and the file it went to.
 FINISHED_NAME = "result.json"
-
-
-class RunError(ValueError):
-    """A run folder, or a run's settings, that cannot be used as asked.
-
-    A user error (the binaries print it as one line and exit 1), not a bug:
-    a bad flag value, a run name that would leave the output folder, a
-    damaged or unreadable checkpoint, a corrupt run file.
-    """
-
+CONFIG_NAME = "config.json"
 
 def run_name(prefix, dataset, batch_size, model_parts, timestamp=None):
     """The original's graph_name: prefix_D<data>_b<batch>..._MM-DD-HH-MM.
@@ -86,16 +82,7 @@ def append_line(path, line):
         finally:
             os.close(descriptor)
     except OSError as error:
-        raise _named(error, path) from None
-
-
-def _named(error, path):
-    """The same OSError with `path` as its file name (a failed write on a
-    descriptor names no file)."""
-    if error.filename is not None:
-        return error
-    # OSError(errno, ...) picks the subclass (FileNotFoundError, ...).
-    return OSError(error.errno, error.strerror or str(error), path)
+        raise atomic_files.named(error, path) from None
 
 
 def append_result(path, dataset, name, best_dev_accuracy, test_accuracy,
@@ -176,23 +163,13 @@ def _py2_str(value):
     return "%.12g" % float(value)
 
 
-def write_json(path, data):
+def write_json(path: str, data: Any) -> None:
     """Writes JSON atomically (temporary file in the same folder, renamed)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".json",
-                                            dir=directory)
-    try:
-        with os.fdopen(descriptor, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp_path, path)
-    except OSError as error:
-        os.unlink(tmp_path)
-        raise _named(error, path) from None
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
+    def write(f):
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+    atomic_files.atomic_write(path, write)
 
 
 def read_json(path):
@@ -205,3 +182,84 @@ def read_json(path):
             return json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise RunError(f"{path}: not valid JSON ({error}).") from None
+
+
+# Settings (the binaries' flag names) and the values they accept; checked
+# by `check_settings` before anything is read or written.
+_AT_LEAST_ONE = (
+    "batch_size", "num_train_steps", "encoder_size_audio", "num_layer_audio",
+    "hidden_dim_audio", "num_layer_text", "hidden_dim_text", "embedding_dim",
+    "attention_units", "hidden_units", "fusion_units", "cnn_kernel_size",
+    "n_mels", "transformer_units", "transformer_heads", "transformer_layers",
+    "transformer_ff_units", "side_units", "text_encoder_seq_length",
+    "grid_steps", "fixed_input_length",
+    # evaluate.py, explain.py
+    "steps", "max_examples", "top_k", "min_count")
+
+
+_AT_LEAST_ZERO = ("patience", "index")
+
+
+_POSITIVE = ("lr", "encoder_lr")
+
+
+_KEEP_PROBABILITIES = ("dr_audio", "dr_text", "fusion_keep_prob")
+
+
+_RATES = ("transformer_dropout",)
+
+
+def check_settings(**settings):
+    """Refuses settings no run can use, before any output or expensive work.
+
+    Args:
+        **settings: train.py flag names → values (any subset; None = unset
+            for optional ones). `graph_prefix` must be a plain name (the
+            run folder stays inside --output_dir); `cnn_filters` a list of
+            integers >= 1.
+
+    Raises:
+        RunError: naming the flag, what it accepts and its value.
+    """
+    def refuse(name, expected):
+        raise RunError(f"--{name}={settings[name]!r}: expected "
+                                 f"{expected}.")
+
+    def number(value, kinds):
+        return isinstance(value, kinds) and not isinstance(value, bool)
+
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name in _AT_LEAST_ONE and not (number(value, int) and value >= 1):
+            refuse(name, "an integer >= 1")
+        if name in _AT_LEAST_ZERO and not (number(value, int) and value >= 0):
+            refuse(name, "an integer >= 0")
+        if name in _POSITIVE and not (number(value, (int, float))
+                                      and 0 < value < float("inf")):
+            refuse(name, "a finite number > 0")
+        if name in _KEEP_PROBABILITIES and not (
+                number(value, (int, float)) and 0 < value <= 1):
+            refuse(name, "a keep probability in (0, 1]")
+        if name in _RATES and not (number(value, (int, float))
+                                   and 0 <= value < 1):
+            refuse(name, "a dropout rate in [0, 1)")
+    filters = settings.get("cnn_filters")
+    if filters is not None and not all(
+            str(f).strip().isdigit() and int(f) >= 1 for f in filters):
+        refuse("cnn_filters", "comma-separated integers >= 1")
+    if settings.get("graph_prefix") is not None:
+        check_run_name(settings["graph_prefix"], "--graph_prefix")
+
+
+def finished_run(run_dir, result_file, log=print):
+    """The result line of `run_dir` if that run already finished (it is
+    then not trained or finished again), else None; see
+    `finished_result`."""
+    line = finished_result(run_dir, result_file)
+    if line is not None:
+        log(f"[Info] {run_dir}: this run has already finished; nothing to "
+            "do (its result line is already in the result file; train "
+            "again with a new --run_dir):")
+        log(line)
+    return line

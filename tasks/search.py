@@ -1,4 +1,5 @@
-"""Hyperparameter search with optuna, scored on dev folds only.
+"""Hyperparameter search with optuna, scored on dev folds only (what
+search.py runs).
 
     python search.py --space=search_space.json \\
         --data_dirs=/work/devfolds/emodb/speaker_fold01,.../speaker_fold03 \\
@@ -6,7 +7,8 @@
         --output_config=runs/search/best.json
     python train.py --config=runs/search/best.json --data_dir=FOLD
 
-Each trial trains `train.train` with the space's fixed flags plus the
+Each trial calls the training function it is given (train.py's `train`)
+with the space's fixed flags plus the
 sampled ones on every fold in `--data_dirs`, and scores it by the mean
 UA of the DEV split (best weights restored): the test split is never
 read for the score (each fold's dev speakers are disjoint from its train
@@ -36,13 +38,11 @@ RDB storage for resuming; keras-tuner wants `fit`-style models, while
 these runs go through the toolkit's own trainer.
 """
 
-import inspect
 import json
 import os
-import sys
+from typing import Any, Callable, Collection, Dict, Optional, Sequence, Tuple
 
-from absl import app
-from absl import flags
+from tasks import run_dir as run_files
 
 PARAM_TYPES = ("float", "int", "categorical")
 
@@ -51,14 +51,12 @@ class SpaceError(ValueError):
     """A bad search-space file (one line: file, what, found)."""
 
 
-def _train_arguments():
-    import train
-
-    return set(inspect.signature(train.train).parameters) - {"log"}
-
-
-def load_space(path):
+def load_space(path, known):
     """Reads and validates a search space; returns (fixed, params).
+
+    Args:
+        path: str. The JSON search space.
+        known: collection of str. The valid names (train.py's flags).
 
     Raises:
         SpaceError: unreadable, not {"fixed": {...}, "params": {...}}, an
@@ -77,7 +75,6 @@ def load_space(path):
                          " parameter.")
     fixed = space.get("fixed", {})
     params = space["params"]
-    known = _train_arguments()
     unknown = sorted((set(fixed) | set(params)) - known)
     if unknown:
         raise SpaceError(f"{path}: unknown train.py flags {unknown}.")
@@ -109,8 +106,9 @@ def suggest(trial, params):
     return values
 
 
-def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
-           storage=None, study_name="search", seed=0, log=print):
+def search(space_path, data_dirs, output_config, work_dir, train_fn,
+           known, n_trials=20, storage=None, study_name="search", seed=0,
+           log=print):
     """Runs (or resumes) a study; writes the best configuration.
 
     Args:
@@ -118,6 +116,10 @@ def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
         data_dirs: sequence of str. Fold folders, scored on their dev split.
         output_config: str. Where the best configuration goes.
         work_dir: str. Trial run folders go below it.
+        train_fn: callable like train.py's `train`; returns (run_dir,
+            TrainResult, line).
+        known: collection of str. Names `train_fn` takes (the space's
+            names are checked against them).
         n_trials: int. Trials in the study in all (finished ones counted).
         storage: str or None. optuna storage URL (None: in memory).
         study_name: str.
@@ -126,12 +128,10 @@ def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
     Returns:
         dict written to `output_config`.
     """
+    # optuna: an optional heavy dependency, only for the search.
     import optuna
 
-    import train
-    from models import run_files
-
-    fixed, params = load_space(space_path)
+    fixed, params = load_space(space_path, known)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, load_if_exists=True,
@@ -145,7 +145,7 @@ def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
         for index, data_dir in enumerate(data_dirs):
             run_dir = os.path.join(work_dir, f"trial{trial.number:03d}",
                                    f"fold{index:02d}")
-            _, result, _ = train.train(
+            _, result, _ = train_fn(
                 **{**fixed, **values}, data_dir=data_dir, run_dir=run_dir,
                 result_file=os.path.join(work_dir, "TEST_run_result.txt"),
                 export=False, log=lambda _: None)
@@ -171,35 +171,3 @@ def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
     log(f"[search] best dev UA {best.value:.3f} (trial {best.number}) -> "
         f"{output_config}")
     return config
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    values = flags.FLAGS
-    try:
-        search(values.space, values.data_dirs, values.output_config,
-               values.work_dir or os.path.join(
-                   os.path.dirname(os.path.abspath(values.output_config)),
-                   "trials"),
-               values.n_trials, values.storage, values.study_name,
-               values.seed, log=lambda line: print(line, flush=True))
-    except SpaceError as error:
-        sys.exit(f"search: {error}")
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    flags.DEFINE_string("space", None, "JSON search space (see --helpfull).")
-    flags.DEFINE_list("data_dirs", None, "Fold folders scored on dev.")
-    flags.DEFINE_string("output_config", None, "Best configuration (JSON).")
-    flags.DEFINE_string("work_dir", None,
-                        "Trial runs (default: next to --output_config).")
-    flags.DEFINE_integer("n_trials", 20, "Trials in the study in all.")
-    flags.DEFINE_string("storage", None,
-                        "optuna storage URL, e.g. sqlite:///study.db "
-                        "(resumable); default in memory.")
-    flags.DEFINE_string("study_name", "search", "Study name in --storage.")
-    flags.DEFINE_integer("seed", 0, "Sampler seed.")
-    flags.mark_flags_as_required(["space", "data_dirs", "output_config"])
-    app.run(main)
