@@ -1,4 +1,5 @@
-"""Installs the `common`, `models` and `preprocessing` packages of the toolkit."""
+"""Installs the `common`, `models`, `preprocessing`, `tasks` and `apps`
+packages of the toolkit."""
 
 import setuptools
 
@@ -10,7 +11,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["common", "common.*",
                                                "models", "models.*",
                                                "preprocessing",
-                                               "preprocessing.*"]),
+                                               "preprocessing.*",
+                                               "tasks", "tasks.*",
+                                               "apps", "apps.*"]),
     # The original's openSMILE configs, for the optional openSMILE features.
     package_data={"preprocessing": ["opensmile_configs/*.conf"]},
     python_requires=">=3.10",
@@ -41,7 +44,7 @@ setuptools.setup(
         # pytest-xdist: the suite runs on both cores (-n 2); most of its
         # time is single-threaded tracing and subprocess start-up.
         "test": ["pytest>=7", "pytest-xdist>=3.5", "optuna>=3.4"],
-        # Hyperparameter search (search.py).
+        # Hyperparameter search (search.py, tasks/search.py).
         "search": ["optuna>=3.4"],
         # Exact openSMILE features as in the original (optional).
         "opensmile": ["opensmile>=2.5"],

@@ -18,26 +18,31 @@ time dimensions None) and returns `logits`, `probabilities`,
 `predict.py` needs to go from a wav file and a transcript to those inputs
 (`assets/metadata.json`: label names, feature parameters, encoder size,
 text width; `assets/vocabulary.json`), so it predicts without the run or
-its fold folder (see `inference.export_run`). Models whose inputs can be
+its fold folder (see `tasks.serving.export_run`). Models whose inputs can be
 computed from a recording and a transcript also get the `serve_raw`
 (waveform, waveform_length, transcript) and `serve_wav` (wav bytes,
 transcript) signatures, which compute the features in the graph
-(`raw_serving.py`). train.py already exports to `<run_dir>/saved_model`;
+(`tasks.raw_serving`). train.py already exports to `<run_dir>/saved_model`;
 this binary re-exports any finished run (replacing that default folder
 needs no flag).
 """
 
-import os
 import sys
+from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from apps import cli
+from apps import common_flags
+from models import export as export_lib
+from preprocessing import reference_arrays
+from tasks import serving
 
-def define_flags():
-    """Defines this binary's flags (only when it runs as a program)."""
-    flags.DEFINE_string("run_dir", None, "Run folder written by train.py.")
+
+def define_flags() -> None:
+    common_flags.define_run_dir()
     flags.DEFINE_string(
         "export_dir", None, "Target folder (default: <run_dir>/saved_model)."
     )
@@ -55,52 +60,42 @@ def define_flags():
     )
 
 
-def export(run_dir, export_dir=None, export_base=None, version=None,
-           overwrite=False):
+def export(run_dir: str, export_dir: Optional[str] = None,
+           export_base: Optional[str] = None, version: Optional[int] = None,
+           overwrite: bool = False) -> str:
     """Rebuilds the run's model and exports it; returns the export folder.
 
     Raises:
         app.UsageError: both or neither-but-version of export_dir and
             export_base.
-        inference.export_lib.ExportError: a target that may not be written.
+        export_lib.ExportError: a target that may not be written.
     """
-    import inference
-
     if export_dir and export_base:
         raise app.UsageError("Give --export_dir or --export_base, not both.")
     if version is not None and not export_base:
         raise app.UsageError("--version needs --export_base.")
     if export_base:
-        export_dir = inference.export_lib.version_dir(export_base, version,
-                                                      overwrite)
-    return inference.export_run(run_dir, export_dir,
-                                overwrite=overwrite or None)
+        export_dir = export_lib.version_dir(export_base, version, overwrite)
+    return serving.export_run(run_dir, export_dir,
+                              overwrite=overwrite or None)
 
 
-def main(argv):
-    import inference
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(argv: Sequence[str]) -> int:
+    common_flags.no_arguments(argv)
     logging.set_verbosity(logging.WARNING)
     values = flags.FLAGS
     try:
         print(export(values.run_dir, values.export_dir, values.export_base,
                      values.version, values.overwrite))
-    except (FileNotFoundError, inference.InferenceError,
-            inference.export_lib.ExportError,
-            inference.reference_arrays.DataError) as error:
+    except (FileNotFoundError, serving.InferenceError,
+            export_lib.ExportError, reference_arrays.DataError) as error:
         print(f"export.py: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def run(argv: Optional[Sequence[str]] = None) -> None:
+    """The `export` console script (and `python export.py`)."""
     define_flags()
     flags.mark_flags_as_required(["run_dir"])
-    import inference
-    from models import run_files
-    from preprocessing import cli
-
-    cli.run(main, "export.py", (run_files.RunError, inference.InferenceError))
+    cli.run(main, "export.py", (serving.InferenceError,), argv)

@@ -31,17 +31,23 @@ cannot be read.
 computes them here and feeds `serving_default`.
 """
 
-import os
 import sys
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from apps import cli
+from preprocessing import asr
+from preprocessing import reference_arrays
+from tasks import prediction
+from tasks import serving
 
-def define_flags():
-    """Defines this binary's flags (only when it runs as a program, so that
-    the binaries stay importable together, e.g. by the tests)."""
+Items = List[Tuple[str, Optional[str]]]
+
+
+def define_flags() -> None:
     flags.DEFINE_string(
         "model_dir", None, "SavedModel from export.py, or a run folder."
     )
@@ -83,79 +89,52 @@ def define_flags():
     )
 
 
-def gather_items(wav_paths, texts=(), text_file=None, manifest=None):
+def gather_items(wav_paths: Sequence[str], texts: Sequence[str] = (),
+                 text_file: Optional[str] = None,
+                 manifest: Optional[str] = None) -> Items:
     """(wav path, transcript or None) pairs from the command-line inputs.
 
     Raises:
         app.UsageError: transcripts that do not pair up with the files.
     """
-    import inference
-
     wav_paths = list(wav_paths)
     if texts and text_file:
         raise app.UsageError("Give transcripts with --text or --text_file, "
                              "not both.")
     transcripts = list(texts) if texts else (
-        inference.read_text_file(text_file) if text_file else [])
+        prediction.read_text_file(text_file) if text_file else [])
     if transcripts and len(transcripts) != len(wav_paths):
         raise app.UsageError(
             f"{len(transcripts)} transcript(s) for {len(wav_paths)} wav "
             "file(s): give exactly one per file, in order.")
     items = list(zip(wav_paths, transcripts or [None] * len(wav_paths)))
     if manifest:
-        items += inference.read_manifest(manifest)
+        items += prediction.read_manifest(manifest)
     if not items:
         raise app.UsageError("No input: give wav files as arguments and/or "
                              "--manifest.")
     return items
 
 
-def predict(model_dir, items, output_json=None, asr=None, asr_cache_dir=None,
-            engine="python"):
-    """Predicts every item; returns (results, label names).
-
-    Files without a transcript are transcribed by `asr` (a recogniser spec)
-    or the export's recorded recogniser, for text models. Writes
-    `output_json` (atomically) when given.
-    """
-    import inference
-    from models import run_files
-
-    predictor = inference.Predictor.load(model_dir, engine)
-    recognizer = None
-    if any(text is None or not str(text).strip() for _, text in items):
-        recognizer = inference.recognizer_for(predictor.assets, asr)
-    results = predictor.predict_files(items, recognizer,
-                                      asr_cache_dir=asr_cache_dir)
-    if output_json:
-        run_files.write_json(output_json, {
-            "model_dir": os.path.abspath(model_dir),
-            "source": predictor.source,
-            "engine": predictor.engine,
-            "model": predictor.assets.model_name,
-            "label_names": list(predictor.label_names),
-            "num_files": len(results),
-            "num_failed": sum("error" in r for r in results),
-            "results": results,
-        })
-    return results, predictor.label_names
-
-
-def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
-        output_json=None, log=print, asr=None, asr_cache_dir=None,
-        engine="python"):
+def predict_and_report(model_dir: str, wav_paths: Sequence[str],
+                       texts: Sequence[str] = (),
+                       text_file: Optional[str] = None,
+                       manifest: Optional[str] = None,
+                       output_json: Optional[str] = None,
+                       log: Callable[[str], None] = print,
+                       asr: Optional[str] = None,
+                       asr_cache_dir: Optional[str] = None,
+                       engine: str = "python") -> int:
     """predict.py without flags: predicts, prints the table and a summary.
 
     Returns:
         int. Exit status: 0 if at least one file was predicted, 1 if all
         failed.
     """
-    import inference
-
     items = gather_items(wav_paths, texts, text_file, manifest)
-    results, label_names = predict(model_dir, items, output_json, asr,
-                                   asr_cache_dir, engine)
-    log(inference.format_table(results, label_names))
+    results, label_names = prediction.predict(model_dir, items, output_json,
+                                              asr, asr_cache_dir, engine)
+    log(prediction.format_table(results, label_names))
     failed = sum("error" in r for r in results)
     summary = f"{len(results) - failed} of {len(results)} file(s) predicted"
     if output_json:
@@ -164,31 +143,24 @@ def run(model_dir, wav_paths, texts=(), text_file=None, manifest=None,
     return 1 if failed == len(results) else 0
 
 
-def main(argv):
-    import inference
-
+def main(argv: Sequence[str]) -> int:
     values = flags.FLAGS
     logging.set_verbosity(logging.WARNING)
     try:
-        return run(values.model_dir, argv[1:], values.text,
-                   values.text_file, values.manifest, values.output_json,
-                   asr=values.asr, asr_cache_dir=values.asr_cache_dir,
-                   engine=values.engine)
-    except (FileNotFoundError, inference.InferenceError,
-            inference.reference_arrays.DataError,
-            inference.asr.AsrError) as error:
+        return predict_and_report(
+            values.model_dir, argv[1:], values.text, values.text_file,
+            values.manifest, values.output_json, asr=values.asr,
+            asr_cache_dir=values.asr_cache_dir, engine=values.engine)
+    except (FileNotFoundError, serving.InferenceError,
+            reference_arrays.DataError, asr.AsrError) as error:
         # The model (or a transcript/manifest file) is unusable: nothing
         # to predict with, so no table.
         print(f"predict.py: {error}", file=sys.stderr)
         return 2
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def run(argv: Optional[Sequence[str]] = None) -> None:
+    """The `predict` console script (and `python predict.py`)."""
     define_flags()
     flags.mark_flags_as_required(["model_dir"])
-    import inference
-    from models import run_files
-    from preprocessing import cli
-
-    cli.run(main, "predict.py", (run_files.RunError, inference.InferenceError))
+    cli.run(main, "predict.py", (serving.InferenceError,), argv)

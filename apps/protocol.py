@@ -11,23 +11,26 @@ Every train.py flag applies to each run (`--recipe`, `--config`, `--lr`,
 run. Rerun the same command after a kill: finished folds are skipped, the
 interrupted one resumes from its checkpoint. Writes `protocol.json`,
 `protocol.csv`, `protocol_folds.csv` and `<MODEL>_confusion.png` into
---output_dir and prints the table (protocol_runs.py).
+--output_dir and prints the table (`tasks.protocol`).
 """
 
 import inspect
-import os
+from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
 
+import train
+from apps import cli
+from apps import common_flags
+from tasks import protocol
+
 PER_RUN_FLAGS = ("model", "data_dir", "run_dir", "result_file",
                  "output_dir", "ensemble_members")
 
 
-def define_flags():
-    import train
-
+def define_flags() -> None:
     train.define_flags()
     flags.DEFINE_string("fold_root", None, "A build folder of "
                         "preprocessing.build_arrays (its manifest.json "
@@ -37,12 +40,8 @@ def define_flags():
     flags.DEFINE_list("folds", None, "Only these folds (default: all).")
 
 
-def main(argv):
-    import protocol_runs
-    import train
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(argv: Sequence[str]) -> None:
+    common_flags.no_arguments(argv)
     values = flags.FLAGS
     if not values.fold_root or not values.models:
         raise app.UsageError("--fold_root and --models are required.")
@@ -51,26 +50,21 @@ def main(argv):
             raise app.UsageError(f"--{name} is set per fold by protocol.py; "
                                  "drop it.")
     if values.config:
-        import recipes
-
-        try:
-            recipes.apply_config_file(values, values.config)
-        except ValueError as error:
-            raise app.UsageError(str(error)) from error
+        common_flags.apply_config_file(values, values.config)
     kwargs = {name: values[name].value
               for name in inspect.signature(train.train).parameters
               if name not in PER_RUN_FLAGS and name != "log"}
     logging.set_verbosity(logging.WARNING)
-    output_dir = values.output_dir
     try:
-        protocol_runs.run_protocol(
-            values.fold_root, values.models, output_dir, kwargs,
-            folds=values.folds, log=lambda line: print(line, flush=True))
+        protocol.run_protocol(
+            values.fold_root, values.models, values.output_dir, train.train,
+            kwargs, folds=values.folds,
+            log=lambda line: print(line, flush=True))
     except FileNotFoundError as error:
         raise SystemExit(f"protocol: {error}") from None
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def run(argv: Optional[Sequence[str]] = None) -> None:
+    """The `protocol` console script (and `python protocol.py`)."""
     define_flags()
-    app.run(main)
+    cli.run(main, "protocol.py", argv=argv)

@@ -835,6 +835,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from preprocessing import cli
+    from apps import cli  # the binary's error path (never imported as a library)
     _define_flags()
     cli.run(main, "build_arrays", user_errors=(asr.AsrError,))
