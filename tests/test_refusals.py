@@ -19,12 +19,12 @@ import pytest
 import soundfile
 
 import train
-from models import run_files
+from apps import cli
 from preprocessing import audio_features
 from preprocessing import build_arrays
-from preprocessing import cli
 from preprocessing import manifest_corpus
 from preprocessing import reference_arrays
+from tasks import run_dir as run_files
 from tests import helpers
 from tests.corpus_fixtures import make_manifest_corpus
 
