@@ -57,9 +57,9 @@ def main(argv: Sequence[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     try:
         protocol.run_protocol(
-            values.fold_root, values.models, values.output_dir, train.train,
-            kwargs, folds=values.folds,
-            log=lambda line: print(line, flush=True))
+            values.fold_root, values.models, values.output_dir, kwargs,
+            folds=values.folds, log=lambda line: print(line, flush=True),
+            train_fn=train.train)
     except FileNotFoundError as error:
         raise SystemExit(f"protocol: {error}") from None
 

@@ -9,10 +9,9 @@
 See `tasks.search` for the search space, the score and resuming.
 """
 
-import inspect
 import os
 import sys
-from typing import FrozenSet, Optional, Sequence
+from typing import Optional, Sequence
 
 from absl import flags
 
@@ -20,11 +19,6 @@ import train
 from apps import cli
 from apps import common_flags
 from tasks import search
-
-
-def train_arguments() -> FrozenSet[str]:
-    """The names a search space may set: train.py's `train` arguments."""
-    return frozenset(inspect.signature(train.train).parameters) - {"log"}
 
 
 def define_flags() -> None:
@@ -50,9 +44,8 @@ def main(argv: Sequence[str]) -> None:
             values.work_dir or os.path.join(
                 os.path.dirname(os.path.abspath(values.output_config)),
                 "trials"),
-            train.train, train_arguments(), values.n_trials, values.storage,
-            values.study_name, values.seed,
-            log=lambda line: print(line, flush=True))
+            values.n_trials, values.storage, values.study_name, values.seed,
+            log=lambda line: print(line, flush=True), train_fn=train.train)
     except search.SpaceError as error:
         sys.exit(f"search: {error}")
 

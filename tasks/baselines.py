@@ -23,8 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import constants
 from models import baseline
 from models import training
+from preprocessing import reference_arrays
 from tasks import datasets
 from tasks import folds
 from tasks import model_setup
@@ -36,7 +38,10 @@ PREFIXES = {baseline.SVM: "SE_baseline_svm",
             baseline.LOGREG: "SE_baseline_logreg"}
 
 
-def split_functionals(extractor, split, batch_size, encoder_size_audio):
+def split_functionals(extractor: keras.Model,
+                      split: reference_arrays.Split, batch_size: int,
+                      encoder_size_audio: int
+                      ) -> Tuple[np.ndarray, np.ndarray]:
     """Functionals [n, D] and labels [n] of a split, in order."""
     features, labels = [], []
     names = [tensor.name for tensor in extractor.inputs]
@@ -48,16 +53,22 @@ def split_functionals(extractor, split, batch_size, encoder_size_audio):
     return np.concatenate(features), np.concatenate(labels)
 
 
-def functionals_extractor(model):
+def functionals_extractor(model: keras.Model) -> keras.Model:
     """The model's inputs → its raw (unstandardised) functionals."""
     return keras.Model(model.inputs, model.get_layer("functionals").output)
 
 
-def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
-                   result_file="TEST_run_result.txt", graph_prefix=None,
-                   batch_size=128, encoder_size_audio=750, seed=0,
-                   export=True, baseline_select=True,
-                   baseline_class_weight="balanced", log=print):
+def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
+                   run_dir: Optional[str] = None,
+                   result_file: str = "TEST_run_result.txt",
+                   graph_prefix: Optional[str] = None,
+                   batch_size: int = 128,
+                   encoder_size_audio: int = constants.MFCC_FRAMES,
+                   seed: int = 0, export: bool = True,
+                   baseline_select: bool = True,
+                   baseline_class_weight: str = "balanced",
+                   log: Callable[[str], None] = print
+                   ) -> Tuple[str, training.TrainResult, str]:
     """Fits one baseline on a fold; returns (run_dir, TrainResult, line).
 
     Args: as train.py's flags; `baseline_select` picks C/γ on dev UA,
@@ -129,5 +140,5 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         validation_frequency=0, final_dev=final["dev"],
         final_test=final["test"], train_seconds=train_seconds)
     line = train_run.finish_run(run_dir, keras_model, result, fold.name,
-                                 name, result_file, export, log)
+                                name, result_file, export, log)
     return run_dir, result, line

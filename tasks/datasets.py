@@ -5,8 +5,13 @@ and for evaluation (each example once)."""
 
 from typing import Any, Callable, Dict, Optional, Sequence
 
+import keras
+import tensorflow as tf
+
 from models import wav2vec2_models
+from preprocessing import augment
 from preprocessing import input_pipeline
+from preprocessing import reference_arrays
 from preprocessing import spectrogram
 from tasks import folds
 
@@ -16,7 +21,7 @@ def _has_waveforms(split, waveforms):
     return waveforms
 
 
-def waveform_max_samples(model):
+def waveform_max_samples(model: keras.Model) -> Optional[int]:
     """Samples a model's wav2vec2 encoder reads per example (None: any).
 
     The input pipeline crops to it up front: a fixed-length encoder (the
@@ -38,7 +43,7 @@ def waveform_max_samples(model):
     return max(lengths) if lengths else None
 
 
-def dataset_options(model):
+def dataset_options(model: keras.Model) -> Dict[str, Any]:
     """Keyword arguments of `train_dataset_fn` / `eval_dataset` for a model,
     from its input names (raw waveforms only when it reads them; every
     other input that is not a pipeline feature, e.g. a side input `mocap`,
@@ -56,10 +61,15 @@ def dataset_options(model):
     return options
 
 
-def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
-                     waveforms=None, waveform_max_samples=None,
-                     log_mel=False, n_mels=spectrogram.N_MELS, extras=(),
-                     augmentation=None):
+def train_dataset_fn(split: reference_arrays.Split, batch_size: int,
+                     sampling: str, seed: int, audio_max_frames: int,
+                     waveforms: Optional[bool] = None,
+                     waveform_max_samples: Optional[int] = None,
+                     log_mel: bool = False, n_mels: int = spectrogram.N_MELS,
+                     extras: Sequence[str] = (),
+                     augmentation: Optional[augment.Augmentation] = None
+                     ) -> Callable[[tf.distribute.InputContext, int],
+                                   tf.data.Dataset]:
     """A `(input_context, start_step) → dataset` function for the Trainer.
 
     Args:
@@ -89,9 +99,12 @@ def train_dataset_fn(split, batch_size, sampling, seed, audio_max_frames,
     return make
 
 
-def eval_dataset(split, batch_size, audio_max_frames, waveforms=None,
-                 waveform_max_samples=None, log_mel=False,
-                 n_mels=spectrogram.N_MELS, extras=(), by_length=False):
+def eval_dataset(split: reference_arrays.Split, batch_size: int,
+                 audio_max_frames: int, waveforms: Optional[bool] = None,
+                 waveform_max_samples: Optional[int] = None,
+                 log_mel: bool = False, n_mels: int = spectrogram.N_MELS,
+                 extras: Sequence[str] = (),
+                 by_length: bool = False) -> tf.data.Dataset:
     """Batches of a split, each example exactly once.
 
     `waveforms`, `waveform_max_samples`, `log_mel`, `n_mels` and `extras`

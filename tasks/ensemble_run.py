@@ -20,7 +20,7 @@ through `tasks.loading.load_trained_model`.
 """
 
 import os
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -29,6 +29,7 @@ import tensorflow as tf
 from models import ensemble_models
 from models import ensembles
 from models import training
+from preprocessing import reference_arrays
 from tasks import datasets
 from tasks import folds
 from tasks import loading
@@ -37,7 +38,9 @@ from tasks import train_run
 
 PREFIX = "SE_ensemble"
 
-def split_probabilities(model, split, encoder_size_audio, batch_size=128):
+def split_probabilities(model: keras.Model, split: reference_arrays.Split,
+                        encoder_size_audio: int, batch_size: int = 128
+                        ) -> Tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities [n, C] and labels [n] of a split, in order."""
     names = [tensor.name for tensor in model.inputs]
     probabilities, labels = [], []
@@ -51,11 +54,15 @@ def split_probabilities(model, split, encoder_size_audio, batch_size=128):
     return np.concatenate(probabilities), np.concatenate(labels)
 
 
-def train_ensemble(ensemble_members, ensemble_method="weighted",
-                   output_dir="runs", run_dir=None,
-                   result_file="TEST_run_result.txt", batch_size=128,
-                   lr=0.001, num_train_steps=2000, patience=7, seed=0,
-                   grid_steps=10, export=True, log=print):
+def train_ensemble(ensemble_members: Sequence[str],
+                   ensemble_method: str = "weighted",
+                   output_dir: str = "runs", run_dir: Optional[str] = None,
+                   result_file: str = "TEST_run_result.txt",
+                   batch_size: int = 128, lr: float = 0.001,
+                   num_train_steps: int = 2000, patience: int = 7,
+                   seed: int = 0, grid_steps: int = 10, export: bool = True,
+                   log: Callable[[str], None] = print
+                   ) -> Tuple[str, Optional[training.TrainResult], str]:
     """Builds (and for "feature" trains) an ensemble run; returns
     (run_dir, TrainResult, result line); for a run folder that already
     finished, (run_dir, None, its result line)."""
@@ -63,8 +70,8 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
         raise ValueError(f"Unknown ensemble method {ensemble_method!r}; "
                          f"valid: {', '.join(ensemble_models.METHODS)}.")
     run_files.check_settings(batch_size=batch_size, lr=lr,
-                              num_train_steps=num_train_steps,
-                              patience=patience, grid_steps=grid_steps)
+                             num_train_steps=num_train_steps,
+                             patience=patience, grid_steps=grid_steps)
     if run_dir is not None:
         line = run_files.finished_run(run_dir, result_file, log)
         if line is not None:
@@ -107,7 +114,7 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
 
     def build():
         return loading.build_from_config(kwargs, fold.num_classes,
-                                 [model for _, model, _ in members])
+                                         [model for _, model, _ in members])
 
     keras.utils.set_random_seed(seed)
     if ensemble_method == "feature":
@@ -118,11 +125,11 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
         options = datasets.dataset_options(model)
         result = trainer.fit(
             datasets.train_dataset_fn(fold.splits["train"], batch_size,
-                                        "sample", seed, frames, **options),
+                                      "sample", seed, frames, **options),
             datasets.eval_dataset(fold.splits["dev"], batch_size, frames,
-                                    **options),
+                                  **options),
             datasets.eval_dataset(fold.splits["test"], batch_size, frames,
-                                    **options),
+                                  **options),
             num_train=len(fold.splits["train"]))
     else:
         model = build()
@@ -131,7 +138,7 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
                                        fold.num_classes)
         dev, test = (
             evaluator(datasets.eval_dataset(fold.splits[split], batch_size,
-                                              frames, **options),
+                                            frames, **options),
                       fold.label_names)
             for split in ("dev", "test"))
         result = training.TrainResult(
@@ -142,7 +149,7 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
     parameters = member_parameters + train_run.count_parameters(
         model.trainable_weights)
     line = train_run.finish_run(run_dir, model, result, fold.name, name,
-                                 result_file, export, log, parameters)
+                                result_file, export, log, parameters)
     member_wa = {}
     for run_dir_, member, _ in members:
         member_result = training.Evaluator(

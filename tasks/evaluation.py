@@ -23,7 +23,8 @@ from tasks import folds
 from tasks import loading
 from tasks import run_dir as run_files
 
-def plot_confusion_matrix(matrix, label_names, path, title):
+def plot_confusion_matrix(matrix: Any, label_names: Sequence[str],
+                          path: str, title: str) -> None:
     """Writes a row-normalised confusion matrix (percent) as a PNG
     (atomically)."""
     # matplotlib: an optional heavy dependency, only for the plot.
@@ -65,9 +66,10 @@ def plot_confusion_matrix(matrix, label_names, path, title):
         pyplot.close(figure)
 
 
-def evaluate(
-    run_dir, split="test", data_dir=None, output_dir=None, batch_size=128
-):
+def evaluate(run_dir: str, split: str = "test",
+             data_dir: Optional[str] = None,
+             output_dir: Optional[str] = None,
+             batch_size: int = 128) -> Dict[str, Any]:
     """Evaluates `run_dir`'s model on `split`; returns the metrics dict."""
     run_files.check_settings(batch_size=batch_size)
     model, config = loading.load_trained_model(run_dir)
@@ -77,13 +79,13 @@ def evaluate(
             "%s differs from the data the run trained on.", data_dir
         )
     fold = folds.load_fold(data_dir, config["model"]["name"],
-                                config["model"]["kwargs"])
+                           config["model"]["kwargs"])
     if split not in fold.splits:
         raise ValueError(f"{data_dir}: no split {split!r}.")
     if config["data"].get("speaker_norm"):
         # As in training: each split standardised per speaker.
         folds.normalize_speakers(fold,
-                                      config["data"]["encoder_size_audio"])
+                                 config["data"]["encoder_size_audio"])
     dataset = datasets.eval_dataset(
         fold.splits[split], batch_size, config["data"]["encoder_size_audio"],
         by_length=True, **datasets.dataset_options(model),

@@ -5,9 +5,11 @@ split, written as JSON and plots (what explain.py runs).
 """
 
 import collections
+import functools
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import keras
 import numpy as np
 from absl import logging
 
@@ -45,7 +47,9 @@ ABLATION_BASELINE = ("an absent modality: audio = audio_length 0 (audio GRU "
                      "(text GRU state and attention context 0)")
 
 
-def fold_example(split, index, encoder_size_audio, names):
+def fold_example(split: reference_arrays.Split, index: int,
+                 encoder_size_audio: int,
+                 names: Sequence[str]) -> Dict[str, np.ndarray]:
     """Model inputs (batch of 1) of row `index` of a fold split, exactly as
     the evaluation pipeline feeds it (lengths clipped to the encoder size,
     frames cropped to the clipped length)."""
@@ -65,8 +69,9 @@ def fold_example(split, index, encoder_size_audio, names):
     }
     missing = [name for name in names if name not in features]
     if missing:
-        raise serving.InferenceError(f"Cannot build inputs {missing} from a fold "
-                             "row (explanations support the Yoon models).")
+        raise serving.InferenceError(
+            f"Cannot build inputs {missing} from a fold row (explanations "
+            "support the Yoon models).")
     return {name: features[name] for name in names}
 
 
@@ -87,9 +92,15 @@ def _words(features, tokens, vocabulary_tokens, values):
     return words
 
 
-def explain_example(model, features, label_names, tokens=None,
-                    vocabulary=None, prosody_names=None, steps=64,
-                    target=None, baseline="auto", explainer=None):
+def explain_example(model: keras.Model, features: Dict[str, np.ndarray],
+                    label_names: Sequence[str],
+                    tokens: Optional[Sequence[str]] = None,
+                    vocabulary: Optional[Dict[str, int]] = None,
+                    prosody_names: Optional[Sequence[str]] = None,
+                    steps: int = 64, target: Any = None,
+                    baseline: str = "auto",
+                    explainer: Optional[attribution.Explainer] = None
+                    ) -> Dict[str, Any]:
     """Integrated gradients, modality ablation and attention of one example.
 
     Args:
@@ -114,14 +125,14 @@ def explain_example(model, features, label_names, tokens=None,
     explainer = explainer or attribution.Explainer(model, baseline=baseline)
     if any(name in explainer.input_names
            for name in serving.WAVEFORM_INPUTS + serving.LOG_MEL_INPUTS):
-        raise serving.InferenceError("Explanations support the Yoon models (MFCC, "
-                             "prosody, words); wav2vec2 and log-mel models "
-                             "can only be used for prediction.")
+        raise serving.InferenceError(
+            "Explanations support the Yoon models (MFCC, prosody, words); "
+            "wav2vec2 and log-mel models can only be used for prediction.")
     label_names = list(label_names)
     if isinstance(target, str):
         if target not in label_names:
             raise serving.InferenceError(f"target {target!r}: not one of "
-                                 f"{label_names}.")
+                                         f"{label_names}.")
         target = label_names.index(target)
     logits = explainer.logits(features)[0]
     probabilities = _softmax(logits)
@@ -212,9 +223,13 @@ def _softmax(logits):
     return exp / exp.sum()
 
 
-def summarize_words(model, split, encoder_size_audio, vocabulary,
-                    label_names, steps=32, max_examples=None, top_k=10,
-                    min_count=2, baseline="auto", log=None):
+def summarize_words(model: keras.Model, split: reference_arrays.Split,
+                    encoder_size_audio: int, vocabulary: Dict[str, int],
+                    label_names: Sequence[str], steps: int = 32,
+                    max_examples: Optional[int] = None, top_k: int = 10,
+                    min_count: int = 2, baseline: str = "auto",
+                    log: Optional[Callable[[str], None]] = None
+                    ) -> Dict[str, Any]:
     """Words with the highest mean IG attribution per predicted class.
 
     Every example of `split` (up to `max_examples`) is explained for its
@@ -243,8 +258,9 @@ def summarize_words(model, split, encoder_size_audio, vocabulary,
     """
     explainer = attribution.Explainer(model, baseline=baseline)
     if attribution.EMBEDDED_TEXT not in explainer.attributed:
-        raise serving.InferenceError(f"{model.name} reads no words; a word summary "
-                             "needs a text model (TRE, MDRE, MDREA).")
+        raise serving.InferenceError(
+            f"{model.name} reads no words; a word summary needs a text model "
+            "(TRE, MDRE, MDREA).")
     tokens = serving.vocabulary_list(vocabulary)
     label_names = list(label_names)
     count = len(split) if max_examples is None else min(len(split),
@@ -291,7 +307,9 @@ def summarize_words(model, split, encoder_size_audio, vocabulary,
     }
 
 
-def write_explanation(explanation, output_dir, waveform=None, energy=None):
+def write_explanation(explanation: Dict[str, Any], output_dir: str,
+                      waveform: Optional[np.ndarray] = None,
+                      energy: Optional[np.ndarray] = None) -> List[str]:
     """Writes explanation.json and the plots; returns the written paths."""
     os.makedirs(output_dir, exist_ok=True)
     paths = [os.path.join(output_dir, "explanation.json")]
@@ -299,22 +317,19 @@ def write_explanation(explanation, output_dir, waveform=None, energy=None):
     ig = explanation["integrated_gradients"]
     plots = []
     if "frames" in ig:
-        plots.append(("audio_attribution.png",
-                      lambda p: explanation_plots.plot_audio(explanation, p, waveform, energy)))
+        plots.append(("audio_attribution.png", functools.partial(
+            explanation_plots.plot_audio, waveform=waveform, energy=energy)))
     if "prosody" in ig:
         plots.append(("prosody_attribution.png",
-                      lambda p: explanation_plots.plot_prosody(explanation, p)))
+                      explanation_plots.plot_prosody))
     if "words" in ig:
-        plots.append(("word_attribution.png",
-                      lambda p: explanation_plots.plot_words(explanation, p)))
-    plots.append(("modalities.png",
-                  lambda p: explanation_plots.plot_modalities(explanation, p)))
+        plots.append(("word_attribution.png", explanation_plots.plot_words))
+    plots.append(("modalities.png", explanation_plots.plot_modalities))
     if explanation.get("attention"):
-        plots.append(("attention.png",
-                      lambda p: explanation_plots.plot_attention(explanation, p)))
+        plots.append(("attention.png", explanation_plots.plot_attention))
     for name, plot in plots:
         path = os.path.join(output_dir, name)
-        plot(path)
+        plot(explanation, path)
         paths.append(path)
     return paths
 
@@ -329,8 +344,11 @@ def _fold(config, data_dir, split):
     return fold, fold.splits[split]
 
 
-def explain(run_dir, output_dir=None, wav=None, text=None, data_dir=None,
-            split="test", index=0, steps=64, target=None, baseline="auto"):
+def explain(run_dir: str, output_dir: Optional[str] = None,
+            wav: Optional[str] = None, text: Optional[str] = None,
+            data_dir: Optional[str] = None, split: str = "test",
+            index: int = 0, steps: int = 64, target: Any = None,
+            baseline: str = "auto") -> Tuple[Dict[str, Any], List[str]]:
     """Explains one utterance of a run's model and writes JSON + plots.
 
     Args:
@@ -392,16 +410,19 @@ def explain(run_dir, output_dir=None, wav=None, text=None, data_dir=None,
     return explanation, paths
 
 
-def summary(run_dir, output_dir=None, data_dir=None, split="test", steps=32,
-            max_examples=None, top_k=10, min_count=2, baseline="auto",
-            log=print):
+def summary(run_dir: str, output_dir: Optional[str] = None,
+            data_dir: Optional[str] = None, split: str = "test",
+            steps: int = 32, max_examples: Optional[int] = None,
+            top_k: int = 10, min_count: int = 2, baseline: str = "auto",
+            log: Optional[Callable[[str], None]] = print
+            ) -> Tuple[Dict[str, Any], str]:
     """Top words per predicted class over a split; writes word_summary.json.
 
     Returns:
         (summary dict, path written).
     """
     run_files.check_settings(steps=steps, max_examples=max_examples,
-                              top_k=top_k, min_count=min_count)
+                             top_k=top_k, min_count=min_count)
     model, config = loading.load_trained_model(run_dir)
     fold, rows = _fold(config, data_dir, split)
     result = summarize_words(

@@ -55,8 +55,10 @@ def _title(explanation, what):
             f"{ig['output_difference']:+.3f}")
 
 
-def plot_audio(explanation, path, waveform=None, energy=None,
-               sample_rate=constants.SAMPLE_RATE):
+def plot_audio(explanation: Dict[str, Any], path: str,
+               waveform: Optional[np.ndarray] = None,
+               energy: Optional[np.ndarray] = None,
+               sample_rate: int = constants.SAMPLE_RATE) -> None:
     """Waveform (or MFCC log-energy curve) above the per-frame attribution.
 
     Args:
@@ -104,7 +106,7 @@ def plot_audio(explanation, path, waveform=None, energy=None,
     _save(figure, path)
 
 
-def plot_words(explanation, path):
+def plot_words(explanation: Dict[str, Any], path: str) -> None:
     """Words as boxes coloured by attribution (red +, blue −), values
     below."""
     pyplot = _pyplot()
@@ -140,7 +142,7 @@ def plot_words(explanation, path):
     _save(figure, path)
 
 
-def plot_modalities(explanation, path):
+def plot_modalities(explanation: Dict[str, Any], path: str) -> None:
     """Class probabilities with each modality present/absent, and the
     Shapley split of the target-class probability."""
     pyplot = _pyplot()
@@ -176,7 +178,7 @@ def plot_modalities(explanation, path):
     _save(figure, path)
 
 
-def plot_prosody(explanation, path):
+def plot_prosody(explanation: Dict[str, Any], path: str) -> None:
     """Horizontal bars: attribution of each prosody functional."""
     pyplot = _pyplot()
     prosody = explanation["integrated_gradients"]["prosody"]
@@ -195,7 +197,7 @@ def plot_prosody(explanation, path):
     _save(figure, path)
 
 
-def plot_attention(explanation, path):
+def plot_attention(explanation: Dict[str, Any], path: str) -> None:
     """MDREA's attention weight on each word."""
     pyplot = _pyplot()
     attention = explanation["attention"]

@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from common import constants
 from models import registry
 from preprocessing import input_pipeline
 from preprocessing import reference_arrays
@@ -58,7 +59,8 @@ ENSEMBLE_MODEL = "ENSEMBLE"
 def _waveform_help(data_dir, model_name=None, model_kwargs=None):
     if model_name in WAVEFORM_MODELS or model_name is None:
         who = "the wav2vec2 models (W2V2, W2V2_TRE, W2V2_TREA) need them"
-    elif model_argument(model_name, model_kwargs, "audio_encoder") == "wav2vec2":
+    elif model_argument(model_name, model_kwargs,
+                        "audio_encoder") == "wav2vec2":
         who = (f"{model_name} with the wav2vec2 audio encoder "
                "(--audio_encoder=wav2vec2) reads them")
     else:
@@ -72,7 +74,8 @@ def _waveform_help(data_dir, model_name=None, model_kwargs=None):
             "preprocessing.demo_corpus --output_dir=...`, which stores them.")
 
 
-def model_argument(model_name, model_kwargs, key):
+def model_argument(model_name: Optional[str],
+                   model_kwargs: Optional[Dict[str, Any]], key: str) -> Any:
     """The value of argument `key` a model would be built with (the given
     one, else the constructor's default; None if it takes no such
     argument or is not a registered model)."""
@@ -88,7 +91,8 @@ def model_argument(model_name, model_kwargs, key):
     return parameter.default
 
 
-def side_extra(model_name, model_kwargs=None):
+def side_extra(model_name: Optional[str],
+               model_kwargs: Optional[Dict[str, Any]] = None) -> Optional[str]:
     """The fold extra a model reads as its side input (None: none).
 
     `TRANSFORMER_FUSION` with `use_side_features` and `side_features`
@@ -96,12 +100,14 @@ def side_extra(model_name, model_kwargs=None):
     """
     name = model_argument(model_name, model_kwargs, "side_features")
     if (name is None or name in input_pipeline.FEATURE_NAMES
-            or not model_argument(model_name, model_kwargs, "use_side_features")):
+            or not model_argument(model_name, model_kwargs,
+                                  "use_side_features")):
         return None
     return name
 
 
-def missing_side_extra(data_dir, name, extras):
+def missing_side_extra(data_dir: str, name: str,
+                       extras: Dict[str, Any]) -> reference_arrays.DataError:
     return reference_arrays.DataError(
         f"{data_dir}: the model's side input {name!r} (side_features) is "
         f"not an extra array of this fold folder; its manifest.json "
@@ -130,7 +136,8 @@ def _check_side_extra(data_dir, fold, name):
             f"{sorted(widths)} across the splits; expected one width D.")
 
 
-def log_mel_bands(model_name, model_kwargs):
+def log_mel_bands(model_name: Optional[str],
+                  model_kwargs: Optional[Dict[str, Any]]) -> Optional[int]:
     """Mel bands of a model that reads `audio_logmel` (None: it does not).
 
     Decided from the arguments the model takes (`audio_input="logmel"`,
@@ -148,7 +155,8 @@ def log_mel_bands(model_name, model_kwargs):
     return int(arguments.get("n_mels", defaults.get("n_mels")))
 
 
-def needs_waveforms(model_name, model_kwargs=None):
+def needs_waveforms(model_name: Optional[str],
+                    model_kwargs: Optional[Dict[str, Any]] = None) -> bool:
     """Whether a model with these arguments needs the fold's waveforms."""
     return (model_name in WAVEFORM_MODELS
             or model_argument(model_name, model_kwargs,
@@ -156,7 +164,9 @@ def needs_waveforms(model_name, model_kwargs=None):
             or log_mel_bands(model_name, model_kwargs) is not None)
 
 
-def load_fold(data_dir, model_name=None, model_kwargs=None):
+def load_fold(data_dir: str, model_name: Optional[str] = None,
+              model_kwargs: Optional[Dict[str, Any]] = None
+              ) -> reference_arrays.Fold:
     """Loads and validates a fold folder, reading only what the model needs.
 
     The embedding is read for text models; the waveform extras only when
@@ -208,7 +218,9 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
     return fold
 
 
-def normalize_speakers(fold, max_frames=750):
+def normalize_speakers(fold: reference_arrays.Fold,
+                       max_frames: int = constants.MFCC_FRAMES
+                       ) -> reference_arrays.Fold:
     """Per-speaker normalisation of every split's MFCC and prosody, in place
     (`preprocessing.speaker_norm`): each utterance standardised with its
     speaker's statistics within its split; utterances of unknown speaker
@@ -238,7 +250,7 @@ def normalize_speakers(fold, max_frames=750):
     return fold
 
 
-def manifest_digest(data_dir):
+def manifest_digest(data_dir: str) -> str:
     """sha256 of the fold's manifest.json and dic.pkl (and dic.json, if
     any; identifies the data)."""
     digest = hashlib.sha256()

@@ -16,7 +16,7 @@ from models import registry
 from tasks import folds
 from tasks import run_dir as run_files
 
-def load_trained_model(run_dir):
+def load_trained_model(run_dir: str) -> Tuple[keras.Model, Dict[str, Any]]:
     """Rebuilds a trained model from `run_dir/config.json` and its weights.
 
     Returns:
@@ -86,7 +86,8 @@ def _probe_batch(model):
     return batch
 
 
-def load_members(run_dirs):
+def load_members(run_dirs: Sequence[str]
+                 ) -> List[Tuple[str, keras.Model, Dict[str, Any]]]:
     """Loads trained member runs; returns [(run_dir, model, config)].
 
     Raises:
@@ -115,7 +116,9 @@ def load_members(run_dirs):
     return members
 
 
-def build_from_config(kwargs, num_classes, members=None):
+def build_from_config(kwargs: Dict[str, Any], num_classes: int,
+                      members: Optional[Sequence[keras.Model]] = None
+                      ) -> keras.Model:
     """The ensemble model of a config's `model.kwargs` (members loaded from
     their run folders unless given as keras models)."""
     if members is None:

@@ -5,15 +5,18 @@ its GloVe embedding copied in."""
 
 from typing import Any, Dict, Optional
 
+import keras
 import numpy as np
 
+from common import constants
 from models import bert_text_encoder
 from models import registry
 from preprocessing import input_pipeline
+from preprocessing import reference_arrays
 from preprocessing import text_features
 from tasks import folds
 
-def audio_statistics(split):
+def audio_statistics(split: reference_arrays.Split) -> Dict[str, list]:
     """Train-split mean/std of MFCC (real frames only) and prosody."""
     lengths = np.minimum(split.seq_len, split.mfcc.shape[1])
     mask = np.arange(split.mfcc.shape[1])[None, :] < lengths[:, None]
@@ -29,8 +32,9 @@ def audio_statistics(split):
     }
 
 
-def log_mel_statistics(split, n_mels, audio_max_frames=750,
-                       batch_size=64):
+def log_mel_statistics(split: reference_arrays.Split, n_mels: int,
+                       audio_max_frames: int = constants.MFCC_FRAMES,
+                       batch_size: int = 64) -> Dict[str, list]:
     """Train-split per-band mean/std of the log-mel spectrogram over real
     frames (the first `audio_max_frames` of each utterance, as the MFCC
     statistics cover the stored 750 frames), computed by the input
@@ -59,8 +63,10 @@ def log_mel_statistics(split, n_mels, audio_max_frames=750,
             "logmel_std": np.sqrt(np.maximum(variance, 0.0)).tolist()}
 
 
-def model_kwargs(model_name, fold, use_glove, embedding_dim,
-                 normalize_audio=False, **hparams):
+def model_kwargs(model_name: str, fold: reference_arrays.Fold,
+                 use_glove: bool, embedding_dim: int,
+                 normalize_audio: bool = False,
+                 **hparams: Any) -> Dict[str, Any]:
     """Constructor arguments for `registry.build_model` from a fold.
 
     Args:
@@ -74,8 +80,8 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
             extra (side_mean, side_std).
         **hparams: the remaining model arguments (units, keep probs...).
 
-    A model reading a side-input extra (`folds.side_extra`) gets `side_dim` from
-    the fold's array (the fold must be loaded by `load_fold` for it).
+    A model reading a side-input extra (`folds.side_extra`) gets `side_dim`
+    from the fold's array (the fold must be loaded by `load_fold` for it).
     """
     kwargs = dict(hparams, num_classes=fold.num_classes)
     side = folds.side_extra(model_name, kwargs)
@@ -109,7 +115,8 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
     return registry.model_arguments(model_name, **kwargs)
 
 
-def wordpiece_pieces(vocabulary, handle):
+def wordpiece_pieces(vocabulary: Dict[str, int],
+                     handle: str) -> Dict[str, Any]:
     """The model kwarg `text_encoder_pieces` for a BERT-style handle: each
     of our word ids (dic.pkl) → the handle's WordPiece ids, tokenised with
     its vocab.txt and do_lower_case (plus its [CLS]/[SEP]/[UNK] ids)."""
@@ -121,7 +128,9 @@ def wordpiece_pieces(vocabulary, handle):
                                         "unk_id")}
 
 
-def build_model(model_name, kwargs, fold=None, use_glove=False):
+def build_model(model_name: str, kwargs: Dict[str, Any],
+                fold: Optional[reference_arrays.Fold] = None,
+                use_glove: bool = False) -> keras.Model:
     """Builds a model; with `use_glove`, copies W_embedding.npy into it
     (not for a pretrained text encoder: it has its own embedding)."""
     model = registry.build_model(model_name, **kwargs)

@@ -17,7 +17,7 @@ ASR folds store it.
 import csv
 import io
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -222,7 +222,8 @@ class Predictor:
                 for (path, transcript), source in zip(items, sources)]
 
 
-def recognizer_for(assets, spec=None):
+def recognizer_for(assets: ServingAssets, spec: Optional[str] = None
+                   ) -> Optional[asr.Recognizer]:
     """The recogniser for a model's files without a transcript.
 
     Args:
@@ -275,7 +276,7 @@ def predict(model_dir: str, items: Sequence[Tuple[str, Optional[str]]],
 
 # ---- command-line inputs and outputs ------------------------------------
 
-def read_text_file(path):
+def read_text_file(path: str) -> List[Optional[str]]:
     """One transcript per line (empty line: none), in file order."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: missing transcript file.")
@@ -284,7 +285,7 @@ def read_text_file(path):
     return [line.rstrip("\r\n").strip() or None for line in text]
 
 
-def read_manifest(path):
+def read_manifest(path: str) -> List[Tuple[str, Optional[str]]]:
     """(wav path, transcript or None) per row of a CSV/TSV manifest.
 
     Columns (case-insensitive, as `preprocessing.manifest_corpus`): a wav
@@ -331,7 +332,8 @@ def read_manifest(path):
     return items
 
 
-def format_table(results, label_names):
+def format_table(results: Sequence[Dict[str, Any]],
+                 label_names: Sequence[str]) -> str:
     """A fixed-width table: file, prediction, one column per class, notes."""
     names = [os.path.basename(r["file"]) or r["file"] for r in results]
     width = max([len("file")] + [len(n) for n in names])

@@ -48,7 +48,8 @@ SUMMARY_CSV = "protocol.csv"
 FOLDS_CSV = "protocol_folds.csv"
 
 
-def fold_dirs(fold_root, names=None):
+def fold_dirs(fold_root: str, names: Optional[Sequence[str]] = None
+              ) -> List[Tuple[str, str]]:
     """The folds of a build, in order: [(name, path)].
 
     Args:
@@ -96,7 +97,7 @@ def _read_json(path):
         return json.load(f)
 
 
-def fold_record(run_dir, wall_seconds):
+def fold_record(run_dir: str, wall_seconds: float) -> Dict[str, Any]:
     """What the summary keeps of one finished fold run."""
     run_metrics = _read_json(os.path.join(run_dir, "metrics.json"))
     test = run_metrics["test"]
@@ -119,7 +120,7 @@ def _mean_std(values):
     return float(values.mean()), float(values.std())
 
 
-def summarize_model(records):
+def summarize_model(records: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """Mean ± std over folds and pooled metrics of one model's folds.
 
     Args:
@@ -165,7 +166,7 @@ def _csv_text(header, rows):
     return buffer.getvalue()
 
 
-def summary_csv(results):
+def summary_csv(results: Dict[str, Any]) -> str:
     """`protocol.csv`: one row per model."""
     names = next(iter(results.values()))["summary"]["label_names"]
     header = (["model", "folds", "ua_mean", "ua_std", "wa_mean", "wa_std",
@@ -185,7 +186,7 @@ def summary_csv(results):
     return _csv_text(header, rows)
 
 
-def folds_csv(results):
+def folds_csv(results: Dict[str, Any]) -> str:
     """`protocol_folds.csv`: one row per model and fold."""
     names = next(iter(results.values()))["summary"]["label_names"]
     header = (["model", "fold", "ua", "wa", "dev_ua", "dev_wa", "num_test"]
@@ -202,7 +203,7 @@ def folds_csv(results):
     return _csv_text(header, rows)
 
 
-def format_table(results):
+def format_table(results: Dict[str, Any]) -> str:
     """A markdown table: mean ± std over folds, per-class recall, time."""
     names = next(iter(results.values()))["summary"]["label_names"]
     lines = ["| model | folds | UA mean ± std | WA mean ± std | "
@@ -221,7 +222,8 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def write_outputs(output_dir, results, settings):
+def write_outputs(output_dir: str, results: Dict[str, Any],
+                  settings: Dict[str, Any]) -> None:
     """protocol.json, the two CSVs and one pooled confusion PNG per model."""
     run_files.write_json(os.path.join(output_dir, SUMMARY_JSON),
                          {"settings": settings, "models": results})
@@ -236,20 +238,23 @@ def write_outputs(output_dir, results, settings):
             f"(mean {s['ua_mean']:.3f} ± {s['ua_std']:.3f})")
 
 
-def run_protocol(fold_root, models, output_dir, train_fn, train_kwargs=None,
-                 folds=None, log=print):
+def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
+                 train_kwargs: Optional[Dict[str, Any]] = None,
+                 folds: Optional[Sequence[str]] = None,
+                 log: Callable[[str], None] = print, *,
+                 train_fn: Callable[..., Any]) -> Dict[str, Any]:
     """Trains every model on every fold (resumable); returns the results.
 
     Args:
         fold_root: str. A build folder.
         models: sequence of str. Model names (train.py's --model).
         output_dir: str. Run folders go to `<output_dir>/<MODEL>/<fold>`.
-        train_fn: callable like train.py's `train` (called with model,
-            data_dir, run_dir, result_file, log and `train_kwargs`).
         train_kwargs: dict. Other `train_fn` arguments (flags, recipe);
             model, data_dir, run_dir and result_file are set here.
         folds: sequence of str or None. Only these folds.
         log: callable(str).
+        train_fn: callable like train.py's `train` (called with model,
+            data_dir, run_dir, result_file, log and `train_kwargs`).
 
     Returns:
         dict model → {"folds": {fold: fold_record}, "summary": ...}.

@@ -23,7 +23,9 @@ RESULT_FILE = "TEST_run_result.txt"
 FINISHED_NAME = "result.json"
 CONFIG_NAME = "config.json"
 
-def run_name(prefix, dataset, batch_size, model_parts, timestamp=None):
+def run_name(prefix: str, dataset: str, batch_size: int,
+             model_parts: Sequence[Tuple[str, Any]],
+             timestamp: Optional[time.struct_time] = None) -> str:
     """The original's graph_name: prefix_D<data>_b<batch>..._MM-DD-HH-MM.
 
     Args:
@@ -40,7 +42,7 @@ def run_name(prefix, dataset, batch_size, model_parts, timestamp=None):
     return "".join(parts) + "_" + stamp
 
 
-def check_run_name(name, what="run name"):
+def check_run_name(name: str, what: str = "run name") -> str:
     """Refuses a run name that is not one plain folder name (so that
     `<output_dir>/<name>` stays inside --output_dir).
 
@@ -56,7 +58,8 @@ def check_run_name(name, what="run name"):
     return name
 
 
-def result_line(dataset, name, best_dev_accuracy, test_accuracy, test_ua):
+def result_line(dataset: str, name: str, best_dev_accuracy: float,
+                test_accuracy: float, test_ua: float) -> str:
     """The tab-separated result line of a run (without the newline)."""
     fields = [time.strftime("%Y-%m-%d %H:%M"), dataset, name,
               _py2_str(best_dev_accuracy), _py2_str(test_accuracy),
@@ -64,7 +67,7 @@ def result_line(dataset, name, best_dev_accuracy, test_accuracy, test_ua):
     return "\t".join(fields)
 
 
-def append_line(path, line):
+def append_line(path: str, line: str) -> None:
     """Appends `line` and a newline with one `write` on an O_APPEND
     descriptor; creates the file if needed.
 
@@ -85,8 +88,9 @@ def append_line(path, line):
         raise atomic_files.named(error, path) from None
 
 
-def append_result(path, dataset, name, best_dev_accuracy, test_accuracy,
-                  test_ua):
+def append_result(path: str, dataset: str, name: str,
+                  best_dev_accuracy: float, test_accuracy: float,
+                  test_ua: float) -> str:
     """Appends one result line atomically; creates the file if needed.
 
     Returns:
@@ -98,7 +102,7 @@ def append_result(path, dataset, name, best_dev_accuracy, test_accuracy,
     return line
 
 
-def record_result(run_dir, result_file, line):
+def record_result(run_dir: str, result_file: str, line: str) -> None:
     """Finishes a run: its line goes into `result_file` exactly once.
 
     The line and the file are first written to `<run_dir>/result.json`,
@@ -118,7 +122,7 @@ def _has_line(path, line):
         return any(existing.rstrip("\n") == line for existing in f)
 
 
-def finished_result(run_dir, result_file):
+def finished_result(run_dir: str, result_file: str) -> Optional[str]:
     """The result line of a finished run, or None if it has not finished.
 
     A run is finished when `record_result` wrote its `result.json`; if the
@@ -172,7 +176,7 @@ def write_json(path: str, data: Any) -> None:
     atomic_files.atomic_write(path, write)
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     """Reads a JSON file, with an error naming it when missing or broken."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: missing (expected a JSON file "
@@ -209,7 +213,7 @@ _KEEP_PROBABILITIES = ("dr_audio", "dr_text", "fusion_keep_prob")
 _RATES = ("transformer_dropout",)
 
 
-def check_settings(**settings):
+def check_settings(**settings: Any) -> None:
     """Refuses settings no run can use, before any output or expensive work.
 
     Args:
@@ -252,7 +256,8 @@ def check_settings(**settings):
         check_run_name(settings["graph_prefix"], "--graph_prefix")
 
 
-def finished_run(run_dir, result_file, log=print):
+def finished_run(run_dir: str, result_file: str,
+                 log: Callable[[str], None] = print) -> Optional[str]:
     """The result line of `run_dir` if that run already finished (it is
     then not trained or finished again), else None; see
     `finished_result`."""

@@ -38,6 +38,7 @@ RDB storage for resuming; keras-tuner wants `fit`-style models, while
 these runs go through the toolkit's own trainer.
 """
 
+import inspect
 import json
 import os
 from typing import Any, Callable, Collection, Dict, Optional, Sequence, Tuple
@@ -51,7 +52,14 @@ class SpaceError(ValueError):
     """A bad search-space file (one line: file, what, found)."""
 
 
-def load_space(path, known):
+def train_arguments(train_fn: Callable[..., Any]) -> frozenset:
+    """The names a search space may set: `train_fn`'s arguments (train.py's
+    flags), except `log`."""
+    return frozenset(inspect.signature(train_fn).parameters) - {"log"}
+
+
+def load_space(path: str, known: Collection[str]
+               ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Reads and validates a search space; returns (fixed, params).
 
     Args:
@@ -90,7 +98,7 @@ def load_space(path, known):
     return fixed, params
 
 
-def suggest(trial, params):
+def suggest(trial: Any, params: Dict[str, Any]) -> Dict[str, Any]:
     """The trial's values for a space's params (optuna define-by-run)."""
     values = {}
     for name, spec in params.items():
@@ -106,9 +114,11 @@ def suggest(trial, params):
     return values
 
 
-def search(space_path, data_dirs, output_config, work_dir, train_fn,
-           known, n_trials=20, storage=None, study_name="search", seed=0,
-           log=print):
+def search(space_path: str, data_dirs: Sequence[str], output_config: str,
+           work_dir: str, n_trials: int = 20, storage: Optional[str] = None,
+           study_name: str = "search", seed: int = 0,
+           log: Callable[[str], None] = print, *,
+           train_fn: Callable[..., Any]) -> Dict[str, Any]:
     """Runs (or resumes) a study; writes the best configuration.
 
     Args:
@@ -116,14 +126,12 @@ def search(space_path, data_dirs, output_config, work_dir, train_fn,
         data_dirs: sequence of str. Fold folders, scored on their dev split.
         output_config: str. Where the best configuration goes.
         work_dir: str. Trial run folders go below it.
-        train_fn: callable like train.py's `train`; returns (run_dir,
-            TrainResult, line).
-        known: collection of str. Names `train_fn` takes (the space's
-            names are checked against them).
         n_trials: int. Trials in the study in all (finished ones counted).
         storage: str or None. optuna storage URL (None: in memory).
         study_name: str.
         seed: int. Seed of the sampler (TPE).
+        train_fn: callable like train.py's `train` (returns run_dir,
+            TrainResult, line); the space's names must be its arguments.
 
     Returns:
         dict written to `output_config`.
@@ -131,7 +139,7 @@ def search(space_path, data_dirs, output_config, work_dir, train_fn,
     # optuna: an optional heavy dependency, only for the search.
     import optuna
 
-    fixed, params = load_space(space_path, known)
+    fixed, params = load_space(space_path, train_arguments(train_fn))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, load_if_exists=True,

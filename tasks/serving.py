@@ -45,8 +45,9 @@ export, `tasks.explanation` explains a model on the same features.
 
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
+import keras
 import numpy as np
 import soundfile
 from absl import logging
@@ -131,7 +132,7 @@ def _recorded_features(fold_manifest):
     return "numpy", _current_feature_parameters(), source
 
 
-def vocabulary_list(vocabulary):
+def vocabulary_list(vocabulary: Dict[str, int]) -> List[str]:
     """dict token → id (ids 0..V-1) → list of tokens by id."""
     tokens = [None] * len(vocabulary)
     for token, index in vocabulary.items():
@@ -139,7 +140,9 @@ def vocabulary_list(vocabulary):
     return tokens
 
 
-def serving_metadata(config, model, fold_manifest, vocabulary_size):
+def serving_metadata(config: Dict[str, Any], model: keras.Model,
+                     fold_manifest: Dict[str, Any],
+                     vocabulary_size: Optional[int]) -> Dict[str, Any]:
     """The inference metadata of a run (stored in its export).
 
     Args:
@@ -578,7 +581,9 @@ class ServingAssets:
         return features, info
 
 
-def export_run(run_dir, export_dir=None, model=None, overwrite=None):
+def export_run(run_dir: str, export_dir: Optional[str] = None,
+               model: Optional[keras.Model] = None,
+               overwrite: Optional[bool] = None) -> str:
     """Exports a run as a SavedModel that predicts from wav + text alone.
 
     Label names, feature parameters, encoder size, text width and the
@@ -637,7 +642,7 @@ def export_run(run_dir, export_dir=None, model=None, overwrite=None):
         overwrite=overwrite)
 
 
-def is_inference_export(directory):
+def is_inference_export(directory: str) -> bool:
     """Whether `directory` is a SavedModel written by `export_run`."""
     try:
         return export_lib.read_metadata(directory).get("format") == FORMAT

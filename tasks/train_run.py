@@ -5,7 +5,7 @@ below it climbs back up to finish a run.
 """
 
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import keras
 import numpy as np
@@ -14,13 +14,16 @@ from models import training
 from tasks import run_dir as run_files
 from tasks import serving
 
-def count_parameters(weights):
+def count_parameters(weights: Sequence[Any]) -> int:
     """Number of scalars in a list of variables."""
     return int(sum(np.prod(weight.shape) for weight in weights))
 
 
-def finish_run(run_dir, model, result, dataset, name, result_file,
-               export=True, log=print, parameters=None):
+def finish_run(run_dir: str, model: keras.Model,
+               result: training.TrainResult, dataset: str, name: str,
+               result_file: str, export: bool = True,
+               log: Callable[[str], None] = print,
+               parameters: Optional[int] = None) -> str:
     """Writes what a finished run leaves: `model.weights.h5` (when it has
     trainable weights), `metrics.json`, `saved_model/` (with `export`),
     `result.json` and its line in `result_file`; returns that line.
