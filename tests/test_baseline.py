@@ -1,4 +1,4 @@
-"""The classical baseline (models/baseline.py, baseline_runs.py)."""
+"""The classical baseline (models/baseline.py, tasks/baselines.py)."""
 
 import json
 import os

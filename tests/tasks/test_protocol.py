@@ -1,4 +1,4 @@
-"""protocol_runs.py / protocol.py: every fold, resumable, summary files."""
+"""tasks/protocol.py / protocol.py: every fold, resumable, summary files."""
 
 import csv
 import json
@@ -14,7 +14,8 @@ import pytest
 from tasks import protocol
 from tests import helpers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 FOLDS = ("fold_a", "fold_b", "fold_c")
 
 

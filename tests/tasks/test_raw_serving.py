@@ -27,7 +27,8 @@ from tasks import raw_serving
 from tasks import serving
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 NUM_UTTERANCES = 48
 # serve_raw vs predict.py (features in Python): the in-graph MFCCs are
 # within graph_features.MFCC_ATOL (1e-3) of the numpy ones, the prosody and
