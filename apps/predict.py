@@ -48,45 +48,32 @@ Items = List[Tuple[str, Optional[str]]]
 
 
 def define_flags() -> None:
-    flags.DEFINE_string(
-        "model_dir", None, "SavedModel from export.py, or a run folder."
-    )
+    flags.DEFINE_string("model_dir", None,
+                        "SavedModel from export.py, or a run folder.")
     flags.DEFINE_multi_string(
-        "text", [], "Transcript of each wav file, in order (repeat it)."
-    )
+        "text", [], "Transcript of each wav file, in order (repeat it).")
+    flags.DEFINE_string("text_file", None,
+                        "Transcripts, one line per wav file.")
     flags.DEFINE_string(
-        "text_file", None, "Transcripts, one line per wav file."
-    )
-    flags.DEFINE_string(
-        "manifest",
-        None,
+        "manifest", None,
         "CSV/TSV with a wav_path (or wav/path/audio/file) column and an "
         "optional transcript (or text) column; adds its rows to the wav "
-        "files given as arguments.",
-    )
+        "files given as arguments.")
     flags.DEFINE_enum(
         "engine", "python", ["python", "graph"],
         "python: features computed in Python, fed to serving_default; "
         "graph: waveform + transcript fed to the serve_raw signature, which "
-        "computes the features in the SavedModel (as TF Serving would).",
-    )
+        "computes the features in the SavedModel (as TF Serving would).")
     flags.DEFINE_string(
-        "asr",
-        None,
+        "asr", None,
         "Speech recogniser for files without a transcript (text models): "
         "pocketsphinx[:key=value,...] or ctc:SAVED_MODEL_DIR_OR_URL; "
         "default: the one recorded in the export (ASR-built folds), else "
-        "none.",
-    )
-    flags.DEFINE_string(
-        "asr_cache_dir", None, "Per-utterance transcript cache (default: "
-        "none)."
-    )
-    flags.DEFINE_string(
-        "output_json",
-        "predictions.json",
-        "Where the per-file results go ('' = do not write).",
-    )
+        "none.")
+    flags.DEFINE_string("asr_cache_dir", None,
+                        "Per-utterance transcript cache (default: none).")
+    flags.DEFINE_string("output_json", "predictions.json",
+                        "Where the per-file results go ('' = do not write).")
 
 
 def gather_items(wav_paths: Sequence[str], texts: Sequence[str] = (),
