@@ -3,9 +3,9 @@ or the wav2vec2 models W2V2, W2V2_TRE and W2V2_TREA.
 The seed-system models BLSTM_SA_TEXT, CNN_SPEC, MMMF and TRANSFORMER_FUSION
 (models/seed_models.py) train the same way (`bash reference_script.sh
 --all` trains every model). With --ensemble_members it builds an ensemble
-of trained runs instead (tasks/ensemble_run.py). BASELINE_SVM and BASELINE_LOGREG
-(the classical baseline) are fitted by scikit-learn instead of trained
-(tasks/baselines.py) and leave the same run folder.
+of trained runs instead (tasks/ensemble_run.py). BASELINE_SVM and
+BASELINE_LOGREG (the classical baseline) are fitted by scikit-learn instead
+of trained (tasks/baselines.py) and leave the same run folder.
 
 Example (the reference MDREA run; defaults are the reference settings):
 
@@ -73,9 +73,9 @@ def define_flags():
     )
     flags.DEFINE_enum(
         "recipe", "reference", ["reference", "real"],
-        "Training recipe (tasks/recipes.py): reference = the original schedule "
-        "exactly; real = for small real corpora (shuffled epochs, epoch "
-        "early stopping, warm-up + cosine decay, AdamW, class-balanced "
+        "Training recipe (tasks/recipes.py): reference = the original "
+        "schedule exactly; real = for small real corpora (shuffled epochs, "
+        "epoch early stopping, warm-up + cosine decay, AdamW, class-balanced "
         "loss, per-speaker normalisation). Every recipe option below "
         "left unset takes the recipe's value.")
     flags.DEFINE_string(
@@ -537,8 +537,8 @@ def train(
     """Trains one model; returns (run_dir, TrainResult, result line).
 
     Arguments mirror the flags of this binary (see `--help`); the recipe
-    options left None take the values of `recipe` (tasks/recipes.py). A run folder
-    that already finished (same model config and data) is not trained
+    options left None take the values of `recipe` (tasks/recipes.py). A run
+    folder that already finished (same model config and data) is not trained
     again: its result line is returned with TrainResult None.
 
     Raises:

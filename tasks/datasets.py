@@ -15,6 +15,7 @@ from preprocessing import reference_arrays
 from preprocessing import spectrogram
 from tasks import folds
 
+
 def _has_waveforms(split, waveforms):
     if waveforms is None:
         return all(name in split.extras for name in folds.WAVEFORM_EXTRAS)

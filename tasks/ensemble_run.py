@@ -38,6 +38,7 @@ from tasks import train_run
 
 PREFIX = "SE_ensemble"
 
+
 def split_probabilities(model: keras.Model, split: reference_arrays.Split,
                         encoder_size_audio: int, batch_size: int = 128
                         ) -> Tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from tasks import folds
 from tasks import loading
 from tasks import run_dir as run_files
 
+
 def plot_confusion_matrix(matrix: Any, label_names: Sequence[str],
                           path: str, title: str) -> None:
     """Writes a row-normalised confusion matrix (percent) as a PNG

@@ -13,6 +13,7 @@ import numpy as np
 from common import atomic_files
 from common import constants
 
+
 def _pyplot():
     # matplotlib: an optional heavy dependency, only for the plots.
     import matplotlib

@@ -160,7 +160,7 @@ def needs_waveforms(model_name: Optional[str],
     """Whether a model with these arguments needs the fold's waveforms."""
     return (model_name in WAVEFORM_MODELS
             or model_argument(model_name, model_kwargs,
-                         "audio_encoder") == "wav2vec2"
+                              "audio_encoder") == "wav2vec2"
             or log_mel_bands(model_name, model_kwargs) is not None)
 
 

@@ -16,6 +16,7 @@ from models import registry
 from tasks import folds
 from tasks import run_dir as run_files
 
+
 def load_trained_model(run_dir: str) -> Tuple[keras.Model, Dict[str, Any]]:
     """Rebuilds a trained model from `run_dir/config.json` and its weights.
 

@@ -16,6 +16,7 @@ from preprocessing import reference_arrays
 from preprocessing import text_features
 from tasks import folds
 
+
 def audio_statistics(split: reference_arrays.Split) -> Dict[str, list]:
     """Train-split mean/std of MFCC (real frames only) and prosody."""
     lengths = np.minimum(split.seq_len, split.mfcc.shape[1])

@@ -23,6 +23,7 @@ RESULT_FILE = "TEST_run_result.txt"
 FINISHED_NAME = "result.json"
 CONFIG_NAME = "config.json"
 
+
 def run_name(prefix: str, dataset: str, batch_size: int,
              model_parts: Sequence[Tuple[str, Any]],
              timestamp: Optional[time.struct_time] = None) -> str:
@@ -227,7 +228,7 @@ def check_settings(**settings: Any) -> None:
     """
     def refuse(name, expected):
         raise RunError(f"--{name}={settings[name]!r}: expected "
-                                 f"{expected}.")
+                       f"{expected}.")
 
     def number(value, kinds):
         return isinstance(value, kinds) and not isinstance(value, bool)

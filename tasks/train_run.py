@@ -14,6 +14,7 @@ from models import training
 from tasks import run_dir as run_files
 from tasks import serving
 
+
 def count_parameters(weights: Sequence[Any]) -> int:
     """Number of scalars in a list of variables."""
     return int(sum(np.prod(weight.shape) for weight in weights))

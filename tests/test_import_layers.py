@@ -174,9 +174,10 @@ def layer_violations(root, layers):
                 where.replace(os.sep, "/"), set())
             for name, line in external_local:
                 if name not in allowed:
-                    problems.append(f"{where}:{line}: imports {name} inside a "
-                                    "function (only optional heavy "
-                                    f"dependencies may: {sorted(OPTIONAL_HEAVY)})")
+                    problems.append(
+                        f"{where}:{line}: imports {name} inside a function "
+                        "(only optional heavy dependencies may: "
+                        f"{sorted(OPTIONAL_HEAVY)})")
     return problems
 
 

@@ -1,4 +1,4 @@
-"""Ensemble runs: train.py --ensemble_members, evaluate.py and export on them."""
+"""Ensemble runs: train.py --ensemble_members, evaluate.py and export."""
 
 import json
 import os

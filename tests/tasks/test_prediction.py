@@ -81,17 +81,20 @@ def test_predict_exit_status_is_one_when_every_file_fails(demo, tmp_path):
     manifest.write_text(f"wav_path\ttranscript\n{empty}\thello\n"
                         f"{demo['rows'][0]['wav_path']}\t\n")
     printed = []
-    status = predict_app.predict_and_report(demo["export_dir"], [], manifest=str(manifest),
-                                            log=printed.append)
+    status = predict_app.predict_and_report(
+        demo["export_dir"], [], manifest=str(manifest), log=printed.append)
     assert status == 1
     assert printed[-1] == "0 of 2 file(s) predicted"
     assert "no transcript" in printed[0] and "empty.wav" in printed[0]
     printed.clear()
     row = demo["rows"][0]
-    assert predict_app.predict_and_report(demo["run_dir"], [row["wav_path"]],
-                       texts=[row["transcript"]], log=printed.append) == 0
-    with pytest.raises(predict_app.app.UsageError, match="exactly one per file"):
-        predict_app.predict_and_report(demo["run_dir"], [row["wav_path"]], texts=["a", "b"])
+    assert predict_app.predict_and_report(
+        demo["run_dir"], [row["wav_path"]], texts=[row["transcript"]],
+        log=printed.append) == 0
+    with pytest.raises(predict_app.app.UsageError,
+                       match="exactly one per file"):
+        predict_app.predict_and_report(demo["run_dir"], [row["wav_path"]],
+                                       texts=["a", "b"])
 
 
 def test_explain_a_demo_utterance(demo, tmp_path):
@@ -151,9 +154,9 @@ def test_explain_a_wav_with_transcript(demo, tmp_path):
 
 
 def test_word_summary_per_predicted_class(demo, tmp_path):
-    result, path = explanation_lib.summary(demo["run_dir"], str(tmp_path / "sum"),
-                                           split="dev", steps=8, min_count=1,
-                                           top_k=3, log=None)
+    result, path = explanation_lib.summary(
+        demo["run_dir"], str(tmp_path / "sum"), split="dev", steps=8,
+        min_count=1, top_k=3, log=None)
     assert os.path.isfile(path)
     with open(path) as f:
         assert json.load(f)["classes"] == result["classes"]

@@ -3,8 +3,8 @@
 import json
 import os
 import time
-from tasks import run_dir as run_files
 
+from tasks import run_dir as run_files
 
 
 def test_run_name_like_the_original():

@@ -260,7 +260,7 @@ def test_read_manifest_and_text_file(tmp_path):
     lines = tmp_path / "texts.txt"
     lines.write_text("first one\n\nthird\n")
     assert prediction.read_text_file(str(lines)) == ["first one", None,
-                                                    "third"]
+                                                     "third"]
 
 
 def test_wav2vec2_text_model_predicts_from_the_waveform(demo, tmp_path):
