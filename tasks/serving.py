@@ -38,6 +38,7 @@ backend, spec, parameters, and whether the fold's text ids were ASR or gold
 text) when the run's fold was built with `build_arrays --transcripts=asr` or
 `both`. An empty recognised text is fed as no words (text_length 0), as the
 ASR folds store it.
+
 The `serve_raw` / `serve_wav` signatures that compute the same features in
 the graph are built by `tasks.raw_serving`; `tasks.prediction` serves an
 export, `tasks.explanation` explains a model on the same features.
