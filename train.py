@@ -32,12 +32,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from models import registry
+
 
 def define_flags():
     """Defines this binary's flags (only when it runs as a program, so that
     the binaries stay importable together, e.g. by the tests)."""
-    from models import registry
-
     flags.DEFINE_enum(
         "model",
         "MDREA",
@@ -339,23 +339,8 @@ def define_flags():
         "sequence ([CLS] and [SEP] included); longer texts are truncated.")
 
 
-DEFAULT_PREFIXES = {
-    "ARE": "SE_prosody",
-    "TRE": "SE_nlp",
-    "MDRE": "SE_multi",
-    "MDREA": "SE_multi_attn_prosody",
-    "W2V2": "SE_w2v2",
-    "W2V2_TRE": "SE_w2v2_nlp",
-    "W2V2_TREA": "SE_w2v2_nlp_attn",
-    "BLSTM_SA_TEXT": "SE_blstm_sa",
-    "CNN_SPEC": "SE_cnn_spec",
-    "MMMF": "SE_mmmf",
-    "TRANSFORMER_FUSION": "SE_transformer_fusion",
-    "ARE_POOL": "SE_prosody_pool",
-}
-SEED_MODELS = ("BLSTM_SA_TEXT", "CNN_SPEC", "MMMF", "TRANSFORMER_FUSION")
-# The classical baseline (models/baseline.py, tasks/baselines.py).
-BASELINE_MODELS = ("BASELINE_SVM", "BASELINE_LOGREG")
+# Per-model facts (run-name prefix, family) are the models' specs
+# (`registry.spec(model)`).
 
 
 def _seed_model_parts(model, hparams):
@@ -393,7 +378,6 @@ def _seed_model_parts(model, hparams):
     side = (int(hparams["use_side_features"]) if side == "audio_prosody"
             or not hparams["use_side_features"] else side)
     return text + audio + [("S", side), ("F", hparams["fusion"])]
-WAV2VEC2_MODELS = ("W2V2", "W2V2_TRE", "W2V2_TREA")
 
 
 def _wav2vec2_parts(hparams):
@@ -430,7 +414,7 @@ def run_name_parts(model, hparams, use_glove, embedding_trainable):
         ("H", hparams["text_units"]),
         ("G", f"{int(use_glove)}{'' if embedding_trainable else 'F'}"),
     ]
-    if model in SEED_MODELS:
+    if registry.spec(model).family == "seed":
         return _seed_model_parts(model, hparams)
     if model == "ARE":
         return audio + [("dr", hparams["audio_keep_prob"])]
@@ -440,7 +424,7 @@ def run_name_parts(model, hparams, use_glove, embedding_trainable):
                         ("S", hparams["frame_stride"])]
     if model == "TRE":
         return text + [("dr", hparams["text_keep_prob"])]
-    if model in WAV2VEC2_MODELS:
+    if registry.spec(model).family == "wav2vec2":
         parts = _wav2vec2_parts(hparams)
         if model == "W2V2":
             return parts
@@ -563,7 +547,7 @@ def train(
     from tasks import run_dir as run_files
 
     run_files.check_settings(**settings)
-    if model in BASELINE_MODELS:
+    if registry.spec(model).family == "baseline":
         # Fitted by scikit-learn, not by the Trainer (tasks/baselines.py); the
         # training-schedule arguments do not apply.
         from tasks import baselines
@@ -589,7 +573,7 @@ def train(
     training.check_batch_size(batch_size, distribution)
     # A wav2vec2 audio encoder: the W2V2 models, or TRANSFORMER_FUSION
     # --audio_encoder=wav2vec2.
-    is_wav2vec2 = model in WAV2VEC2_MODELS or (
+    is_wav2vec2 = registry.spec(model).family == "wav2vec2" or (
         model == "TRANSFORMER_FUSION" and audio_encoder == "wav2vec2")
     if is_wav2vec2:
         if not hub_handle:
@@ -624,9 +608,9 @@ def train(
         mask_attention=mask_attention,
         seed=seed,
     )
-    if model in ("ARE", "TRE", "MDRE", "MDREA"):
+    if registry.spec(model).family == "yoon":
         hparams["gru_impl"] = gru_impl
-    if model in SEED_MODELS:
+    if registry.spec(model).family == "seed":
         hparams.update(
             attention_units=attention_units,
             hidden_units=hidden_units,
@@ -682,7 +666,7 @@ def train(
         model, fold, use_glove, embedding_dim, normalize_audio, **hparams
     )
     name = run_files.run_name(
-        graph_prefix or DEFAULT_PREFIXES[model],
+        graph_prefix or registry.spec(model).run_prefix,
         fold.name,
         batch_size,
         run_name_parts(
@@ -816,7 +800,8 @@ def main(argv):
             "the demo one with `python -m "
             "preprocessing.demo_corpus --output_dir=...`)."
         )
-    uses_wav2vec2 = flags.FLAGS.model in WAV2VEC2_MODELS or (
+    uses_wav2vec2 = (
+        registry.spec(flags.FLAGS.model).family == "wav2vec2") or (
         flags.FLAGS.model == "TRANSFORMER_FUSION"
         and flags.FLAGS.audio_encoder == "wav2vec2")
     if uses_wav2vec2 and not flags.FLAGS.hub_handle:

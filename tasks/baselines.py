@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from common import constants
 from models import baseline
+from models import registry
 from models import training
 from preprocessing import reference_arrays
 from tasks import datasets
@@ -34,8 +35,6 @@ from tasks import run_dir as run_files
 from tasks import train_run
 
 MODELS = tuple(baseline.MODELS)
-PREFIXES = {baseline.SVM: "SE_baseline_svm",
-            baseline.LOGREG: "SE_baseline_logreg"}
 
 
 def split_functionals(extractor: keras.Model,
@@ -103,8 +102,9 @@ def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
     parts = [("C", f"{report['C']:g}")]
     if report["gamma"] is not None:
         parts.append(("g", f"{report['gamma']:.3g}"))
-    name = run_files.run_name(graph_prefix or PREFIXES[model], fold.name,
-                              batch_size, parts)
+    name = run_files.run_name(
+        graph_prefix or registry.spec(model).run_prefix, fold.name,
+        batch_size, parts)
     run_dir = run_dir or os.path.join(output_dir, name)
     config_path = os.path.join(run_dir, "config.json")
     if os.path.exists(config_path):

@@ -3,7 +3,7 @@
 `python train.py --ensemble_members=runs/x/CNN_SPEC,runs/x/BLSTM_SA_TEXT
 --ensemble_method=weighted` calls `train_ensemble`: it loads the members
 (each a run folder written by train.py, all trained on the same fold folder
-and audio length), builds the ensemble (`models/ensemble_models.py`) and
+and audio length), builds the ensemble (`models/ensembles.py`) and
 writes a run folder like any other: `config.json` (model "ENSEMBLE" with
 the member folders, method and weights), `metrics.json`, `saved_model/`
 (over the union of the members' inputs), one line in TEST_run_result.txt.
@@ -26,7 +26,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models import ensemble_models
 from models import ensembles
 from models import training
 from preprocessing import reference_arrays
@@ -67,9 +66,9 @@ def train_ensemble(ensemble_members: Sequence[str],
     """Builds (and for "feature" trains) an ensemble run; returns
     (run_dir, TrainResult, result line); for a run folder that already
     finished, (run_dir, None, its result line)."""
-    if ensemble_method not in ensemble_models.METHODS:
+    if ensemble_method not in ensembles.METHODS:
         raise ValueError(f"Unknown ensemble method {ensemble_method!r}; "
-                         f"valid: {', '.join(ensemble_models.METHODS)}.")
+                         f"valid: {', '.join(ensembles.METHODS)}.")
     run_files.check_settings(batch_size=batch_size, lr=lr,
                              num_train_steps=num_train_steps,
                              patience=patience, grid_steps=grid_steps)

@@ -16,6 +16,7 @@ from absl import logging
 from models import attribution
 from preprocessing import audio_features
 from preprocessing import input_pipeline
+from preprocessing import mfcc
 from preprocessing import reference_arrays
 from preprocessing import text_features
 from tasks import explanation_plots
@@ -25,9 +26,9 @@ from tasks import run_dir as run_files
 from tasks import serving
 
 # The MFCC column of the log energy: the feature order is c1..c12, logE,
-# deltas, accelerations (`audio_features.feature_parameters()["mfcc"]
-# ["order"]`), so logE follows the N_CEPS cepstra.
-LOG_ENERGY_COLUMN = audio_features.N_CEPS
+# deltas, accelerations (`mfcc.parameters()["order"]`), so logE
+# follows the N_CEPS cepstra.
+LOG_ENERGY_COLUMN = mfcc.N_CEPS
 
 # Relative completeness gap above which an IG result is flagged.
 COMPLETENESS_TOLERANCE = 0.05

@@ -4,7 +4,7 @@ and validated (the lowest module of `tasks/`).
 `models/` and `preprocessing/` never import each other; this module is where
 a fold folder meets a model name and its arguments.
 
-The wav2vec2 models (`WAVEFORM_MODELS`) read raw audio: their folds must hold
+The wav2vec2 models read raw audio: their folds must hold
 the `waveform` (int16 [n, S]) and `waveform_length` (int32 [n]) extra arrays,
 which are loaded only for them (they are large: about 2 bytes per sample).
 So does `CNN_SPEC` with `audio_input="logmel"` (train.py `--cnn_input=logmel`),
@@ -29,25 +29,8 @@ from preprocessing import input_pipeline
 from preprocessing import reference_arrays
 from preprocessing import speaker_norm
 
-TEXT_MODELS = {"TRE", "MDRE", "MDREA", "W2V2_TRE", "W2V2_TREA"}
-
-
-# The seed-system models (models/seed_models.py): which read text, and
-# which standardise their audio with --normalize_audio.
-SEED_TEXT_MODELS = {"BLSTM_SA_TEXT", "MMMF", "TRANSFORMER_FUSION"}
-
-
-TEXT_MODELS |= SEED_TEXT_MODELS
-
-
-NORMALIZED_AUDIO_MODELS = {"ARE", "MDRE", "MDREA", "CNN_SPEC", "MMMF",
-                           "TRANSFORMER_FUSION", "ARE_POOL"}
-
-
-# Models whose audio input is the raw waveform (and never MFCC/prosody).
-WAVEFORM_MODELS = {"W2V2", "W2V2_TRE", "W2V2_TREA"}
-
-
+# Which models read text, standardise their audio or read waveforms: their
+# `registry.spec(name)` (reads_text, normalizes_audio, reads_waveforms).
 WAVEFORM_EXTRAS = input_pipeline.WAVEFORM_FEATURES
 
 
@@ -57,7 +40,7 @@ ENSEMBLE_MODEL = "ENSEMBLE"
 
 
 def _waveform_help(data_dir, model_name=None, model_kwargs=None):
-    if model_name in WAVEFORM_MODELS or model_name is None:
+    if model_name is None or registry.spec(model_name).family == "wav2vec2":
         who = "the wav2vec2 models (W2V2, W2V2_TRE, W2V2_TREA) need them"
     elif model_argument(model_name, model_kwargs,
                         "audio_encoder") == "wav2vec2":
@@ -158,10 +141,7 @@ def log_mel_bands(model_name: Optional[str],
 def needs_waveforms(model_name: Optional[str],
                     model_kwargs: Optional[Dict[str, Any]] = None) -> bool:
     """Whether a model with these arguments needs the fold's waveforms."""
-    return (model_name in WAVEFORM_MODELS
-            or model_argument(model_name, model_kwargs,
-                              "audio_encoder") == "wav2vec2"
-            or log_mel_bands(model_name, model_kwargs) is not None)
+    return registry.spec(model_name).reads_waveforms(model_kwargs or {})
 
 
 def load_fold(data_dir: str, model_name: Optional[str] = None,
@@ -184,7 +164,7 @@ def load_fold(data_dir: str, model_name: Optional[str] = None,
     if model_name == ENSEMBLE_MODEL:
         # The members' needs are not known here: read everything.
         model_name = None
-    needs_text = model_name is None or model_name in TEXT_MODELS
+    needs_text = model_name is None or registry.spec(model_name).reads_text
     if model_name is None:
         return reference_arrays.load_fold(data_dir, load_embedding=needs_text)
     # The fold without splits: validated manifest, vocabulary, embedding.

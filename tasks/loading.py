@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from models import ensemble_models
+from models import ensembles
 from models import registry
 from tasks import folds
 from tasks import run_dir as run_files
@@ -124,6 +124,6 @@ def build_from_config(kwargs: Dict[str, Any], num_classes: int,
     their run folders unless given as keras models)."""
     if members is None:
         members = [model for _, model, _ in load_members(kwargs["members"])]
-    return ensemble_models.build_ensemble(
+    return ensembles.build_ensemble(
         members, kwargs["method"], num_classes, kwargs.get("weights"),
         kwargs.get("seed"))

@@ -94,7 +94,7 @@ def model_kwargs(model_name: str, fold: reference_arrays.Fold,
         side_values = np.asarray(train_extras[side], np.float64)
         if kwargs.get("side_dim") is None:
             kwargs["side_dim"] = int(side_values.shape[1])
-    if normalize_audio and model_name in folds.NORMALIZED_AUDIO_MODELS:
+    if normalize_audio and registry.spec(model_name).normalizes_audio:
         kwargs["audio_normalization"] = audio_statistics(
             fold.splits["train"])
         if side_values is not None:
@@ -105,7 +105,7 @@ def model_kwargs(model_name: str, fold: reference_arrays.Fold,
         if n_mels is not None:
             kwargs["audio_normalization"].update(log_mel_statistics(
                 fold.splits["train"], n_mels))
-    if model_name in folds.TEXT_MODELS:
+    if registry.spec(model_name).reads_text:
         kwargs["vocab_size"] = len(fold.vocabulary)
         kwargs["embedding_dim"] = (fold.embedding.shape[1] if use_glove
                                    else embedding_dim)
@@ -135,7 +135,7 @@ def build_model(model_name: str, kwargs: Dict[str, Any],
     """Builds a model; with `use_glove`, copies W_embedding.npy into it
     (not for a pretrained text encoder: it has its own embedding)."""
     model = registry.build_model(model_name, **kwargs)
-    if use_glove and model_name in folds.TEXT_MODELS and not kwargs.get(
+    if use_glove and registry.spec(model_name).reads_text and not kwargs.get(
             "text_encoder_handle"):
         layer = model.get_layer("word_embedding")
         layer.embeddings.assign(np.asarray(fold.embedding, np.float32))

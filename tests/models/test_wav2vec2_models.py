@@ -31,7 +31,8 @@ from tasks import datasets
 from tasks import evaluation
 from tasks import folds
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 HIDDEN = 16
 LABELS = helpers.LABEL_NAMES
 MODEL_NAMES = ("W2V2", "W2V2_TRE", "W2V2_TREA")
@@ -58,7 +59,10 @@ def _kwargs(standin_dir, **overrides):
 
 
 def _build(name, standin_dir, **overrides):
-    return registry.build_model(name, **_kwargs(standin_dir, **overrides))
+    """Model `name` with the settings of `_kwargs` it takes (W2V2 takes no
+    text settings)."""
+    return registry.build_model(name, **registry.model_arguments(
+        name, **_kwargs(standin_dir, **overrides)))
 
 
 def _batch(lengths, text_lengths=None, seed=0, pad_value=0.0):

@@ -23,7 +23,8 @@ from tools import make_bert_standin
 from tasks import loading
 from tasks import model_setup
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 LABELS = helpers.LABEL_NAMES
 HIDDEN = 16
 # Our fold vocabulary for the model tests: the random folds' w2..w29 words
