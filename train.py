@@ -3,9 +3,9 @@ or the wav2vec2 models W2V2, W2V2_TRE and W2V2_TREA.
 The seed-system models BLSTM_SA_TEXT, CNN_SPEC, MMMF and TRANSFORMER_FUSION
 (models/seed_models.py) train the same way (`bash reference_script.sh
 --all` trains every model). With --ensemble_members it builds an ensemble
-of trained runs instead (ensemble_runs.py). BASELINE_SVM and BASELINE_LOGREG
-(the classical baseline) are fitted by scikit-learn instead of trained
-(baseline_runs.py) and leave the same run folder.
+of trained runs instead (tasks/ensemble_run.py). BASELINE_SVM and
+BASELINE_LOGREG (the classical baseline) are fitted by scikit-learn instead
+of trained (tasks/baselines.py) and leave the same run folder.
 
 Example (the reference MDREA run; defaults are the reference settings):
 
@@ -73,9 +73,9 @@ def define_flags():
     )
     flags.DEFINE_enum(
         "recipe", "reference", ["reference", "real"],
-        "Training recipe (recipes.py): reference = the original schedule "
-        "exactly; real = for small real corpora (shuffled epochs, epoch "
-        "early stopping, warm-up + cosine decay, AdamW, class-balanced "
+        "Training recipe (tasks/recipes.py): reference = the original "
+        "schedule exactly; real = for small real corpora (shuffled epochs, "
+        "epoch early stopping, warm-up + cosine decay, AdamW, class-balanced "
         "loss, per-speaker normalisation). Every recipe option below "
         "left unset takes the recipe's value.")
     flags.DEFINE_string(
@@ -232,7 +232,7 @@ def define_flags():
     flags.DEFINE_enum(
         "baseline_class_weight", "balanced", ["balanced", "none"],
         "BASELINE_*: class weights of the scikit-learn fit.")
-    # Ensembles of trained runs (ensemble_runs.py): --model and --data_dir
+    # Ensembles of trained runs (tasks/ensemble_run.py): --model and --data_dir
     # are then ignored (the members' fold folder is used).
     flags.DEFINE_list(
         "ensemble_members", None,
@@ -521,8 +521,8 @@ def train(
     """Trains one model; returns (run_dir, TrainResult, result line).
 
     Arguments mirror the flags of this binary (see `--help`); the recipe
-    options left None take the values of `recipe` (recipes.py). A run folder
-    that already finished (same model config and data) is not trained
+    options left None take the values of `recipe` (tasks/recipes.py). A run
+    folder that already finished (same model config and data) is not trained
     again: its result line is returned with TrainResult None.
 
     Raises:
@@ -535,21 +535,24 @@ def train(
                 if name != "log"}
     import keras
 
-    import experiment
-    import recipes
+    from tasks import datasets
+    from tasks import folds
+    from tasks import model_setup
+    from tasks import recipes
+    from tasks import train_run
     from models import bert_text_encoder
     from models import optimizers
-    from models import run_files
     from models import training
     from models import wav2vec2_models
+    from tasks import run_dir as run_files
 
-    experiment.check_settings(**settings)
+    run_files.check_settings(**settings)
     if registry.spec(model).family == "baseline":
-        # Fitted by scikit-learn, not by the Trainer (baseline_runs.py); the
+        # Fitted by scikit-learn, not by the Trainer (tasks/baselines.py); the
         # training-schedule arguments do not apply.
-        import baseline_runs
+        from tasks import baselines
 
-        return baseline_runs.train_baseline(
+        return baselines.train_baseline(
             model, data_dir, output_dir, run_dir, result_file, graph_prefix,
             batch_size or 128, encoder_size_audio, seed, export,
             baseline_select, baseline_class_weight, log)
@@ -656,10 +659,10 @@ def train(
         )
     # The model's arguments decide what is read (e.g. the waveforms of a
     # log-mel CNN_SPEC).
-    fold = experiment.load_fold(data_dir, model, hparams)
+    fold = folds.load_fold(data_dir, model, hparams)
     if options["speaker_norm"]:
-        experiment.normalize_speakers(fold, encoder_size_audio)
-    kwargs = experiment.model_kwargs(
+        folds.normalize_speakers(fold, encoder_size_audio)
+    kwargs = model_setup.model_kwargs(
         model, fold, use_glove, embedding_dim, normalize_audio, **hparams
     )
     name = run_files.run_name(
@@ -684,7 +687,7 @@ def train(
     if run_dir is None:
         run_dir = os.path.join(output_dir, name)
         # The same command within the same minute names the same folder.
-        line = experiment.finished_run(run_dir, result_file, log)
+        line = run_files.finished_run(run_dir, result_file, log)
         if line is not None:
             return run_dir, None, line
     train_config = recipes.train_config(
@@ -697,7 +700,7 @@ def train(
         "data": {
             "data_dir": os.path.abspath(data_dir),
             "dataset": fold.name,
-            "digest": experiment.manifest_digest(data_dir),
+            "digest": folds.manifest_digest(data_dir),
             "label_names": list(fold.label_names),
             "encoder_size_audio": encoder_size_audio,
             **({"speaker_norm": True} if options["speaker_norm"] else {}),
@@ -727,7 +730,7 @@ def train(
             )
         config["run_name"] = name = previous["run_name"]
         # The same model and data: a finished run is not trained again.
-        line = experiment.finished_run(run_dir, result_file, log)
+        line = run_files.finished_run(run_dir, result_file, log)
         if line is not None:
             return run_dir, None, line
     else:
@@ -748,7 +751,7 @@ def train(
             optimizers.encoder_head_optimizer_fn(encoder_lr, encoder_layers)
         )
     trainer = training.Trainer(
-        lambda: experiment.build_model(model, kwargs, fold, use_glove),
+        lambda: model_setup.build_model(model, kwargs, fold, use_glove),
         distribution,
         run_dir,
         train_config,
@@ -759,9 +762,9 @@ def train(
     )
     splits = fold.splits
     # What the model reads decides the features: raw waveforms, log-mel.
-    data_args = experiment.dataset_options(trainer.model)
+    data_args = datasets.dataset_options(trainer.model)
     result = trainer.fit(
-        experiment.train_dataset_fn(
+        datasets.train_dataset_fn(
             splits["train"],
             batch_size,
             sampling,
@@ -770,11 +773,11 @@ def train(
             augmentation=recipes.augmentation(options),
             **data_args,
         ),
-        experiment.eval_dataset(
+        datasets.eval_dataset(
             splits["dev"], batch_size, encoder_size_audio, by_length=True,
             **data_args
         ),
-        experiment.eval_dataset(
+        datasets.eval_dataset(
             splits["test"], batch_size, encoder_size_audio, by_length=True,
             **data_args
         ),
@@ -782,7 +785,7 @@ def train(
     )
     if not trainer.is_chief:
         return run_dir, result, None
-    line = experiment.finish_run(
+    line = train_run.finish_run(
         run_dir, trainer.model, result, fold.name, name, result_file, export,
         log)
     return run_dir, result, line
@@ -810,17 +813,17 @@ def main(argv):
         )
     values = flags.FLAGS
     if values.config:
-        import recipes
+        from apps import common_flags
 
         try:
-            recipes.apply_config_file(values, values.config)
+            common_flags.apply_config_file(values, values.config)
         except ValueError as error:
             raise app.UsageError(str(error)) from error
     function = train
     if values.ensemble_members:
-        import ensemble_runs
+        from tasks import ensemble_run
 
-        function = ensemble_runs.train_ensemble
+        function = ensemble_run.train_ensemble
     kwargs = {
         name: values[name].value
         for name in inspect.signature(function).parameters
@@ -828,7 +831,7 @@ def main(argv):
     }
     if values.ensemble_members:
         # The recipe's values for the schedule flags left unset.
-        import recipes
+        from tasks import recipes
 
         options = recipes.resolve(values.recipe)
         kwargs.update({name: options[name] for name in kwargs
@@ -840,7 +843,7 @@ def main(argv):
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
-    from models import run_files
-    from preprocessing import cli
+    from apps import cli
+    from tasks import run_dir as run_files
 
     cli.run(main, "train.py", (run_files.RunError,))

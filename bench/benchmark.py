@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from tasks import datasets
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -208,7 +209,6 @@ def _ours(model_name, args, jit_compile, former_gru=False):
     import keras
     import tensorflow as tf
 
-    import experiment
     from models import export as export_lib
     from models import layers
     from models import registry
@@ -231,8 +231,8 @@ def _ours(model_name, args, jit_compile, former_gru=False):
             lambda: registry.build_model(model_name, **kwargs),
             tf.distribute.get_strategy(), run_dir, config, 4, LABELS,
             log=lambda _: None)
-    make_train = experiment.train_dataset_fn(split, BATCH, "sample", 0,
-                                             FRAMES)
+    make_train = datasets.train_dataset_fn(split, BATCH, "sample", 0,
+                                           FRAMES)
     result = {}
 
     # Input pipeline alone: the sampler, gather and crop, no model.
@@ -263,7 +263,7 @@ def _ours(model_name, args, jit_compile, former_gru=False):
     # Evaluation over the whole split, as the Trainer evaluates dev/test
     # (the first pass traces).
     eval_data = training.distribute_eval_dataset(
-        trainer.strategy, experiment.eval_dataset(
+        trainer.strategy, datasets.eval_dataset(
             split, BATCH, FRAMES, by_length=not former_gru))
     trainer.evaluate(eval_data)
     times = []
@@ -509,12 +509,11 @@ def _profile(args):
     import numpy as np
     import tensorflow as tf
 
-    import experiment
     from models import layers
     from models import registry
 
     split = _split(BATCH)
-    features, _ = next(iter(experiment.eval_dataset(split, BATCH, FRAMES)))
+    features, _ = next(iter(datasets.eval_dataset(split, BATCH, FRAMES)))
     keras.utils.set_random_seed(0)
     audio_gru = layers.TF1GRU(UNITS, 0.7, 0.7, seed=0)
     text_gru = layers.TF1GRU(UNITS, 0.3, 0.3, seed=1)
@@ -592,8 +591,8 @@ def _profile(args):
     rows["Adam update (all MDREA variables)"] = (
         time.perf_counter() - started) / 5
 
-    iterator = iter(experiment.train_dataset_fn(split, BATCH, "sample", 0,
-                                                FRAMES)(
+    iterator = iter(datasets.train_dataset_fn(split, BATCH, "sample", 0,
+                                              FRAMES)(
         tf.distribute.InputContext(), 0))
     next(iterator)
     started = time.perf_counter()

@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from tasks import serving
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -34,7 +35,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def _demo_export(root, model):
     import csv
 
-    import inference
     import train
     from preprocessing import demo_corpus
 
@@ -49,7 +49,7 @@ def _demo_export(root, model):
     with open(os.path.join(root, "demo", "metadata.tsv")) as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     waves = [os.path.join(root, "demo", row["wav_path"]) for row in rows]
-    return inference.export_run(run_dir), waves, rows[0]["transcript"]
+    return serving.export_run(run_dir), waves, rows[0]["transcript"]
 
 
 def _utterance(path, wav_paths, seconds):
@@ -102,7 +102,6 @@ def main():
 
     import tensorflow as tf
 
-    import inference
     from preprocessing import audio_features
 
     root = tempfile.mkdtemp(prefix="serving_latency-")
@@ -119,7 +118,7 @@ def main():
     transcript = transcript or "I can't believe you did that."
     wav_path = _utterance(os.path.join(root, "utterance.wav"), waves,
                           args.seconds)
-    assets = inference.ServingAssets.from_export(export_dir)
+    assets = serving.ServingAssets.from_export(export_dir)
     loaded = tf.saved_model.load(export_dir)
     serve = loaded.signatures["serving_default"]
     serve_raw = loaded.signatures["serve_raw"]

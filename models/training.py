@@ -64,7 +64,7 @@ import tensorflow as tf
 
 from models import metrics
 from models import optimizers
-from models import run_files
+from common import errors
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
@@ -152,7 +152,7 @@ def check_batch_size(batch_size, strategy):
     strategy's replicas."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise run_files.RunError(
+        raise errors.RunError(
             f"--batch_size={batch_size} (the global batch) must be a "
             f"multiple of the {replicas} replicas in sync.")
 
@@ -406,7 +406,7 @@ class Trainer:
             self.log(f"[Warning] {damage[0]}: damaged checkpoint "
                      f"({damage[1]}); trying the previous one.")
         if candidates:
-            raise run_files.RunError(
+            raise errors.RunError(
                 f"{chief_dir}: every checkpoint is damaged "
                 f"({', '.join(os.path.basename(c) for c in candidates)}); "
                 "refusing to start the run over on top of them (nothing "
@@ -418,7 +418,7 @@ class Trainer:
         reached.
 
         Raises:
-            run_files.RunError: a checkpoint state file that cannot be read,
+            errors.RunError: a checkpoint state file that cannot be read,
                 checkpoints without one, or only damaged checkpoints
                 (nothing is changed then: the run is not started over).
             ValueError: workers of a multi-worker run resumed at different
@@ -428,7 +428,7 @@ class Trainer:
         best = checkpoint_candidates(self.best_manager.directory)
         if best and checkpoint_damage(best[0]) is not None:
             path, reason = checkpoint_damage(best[0])
-            raise run_files.RunError(
+            raise errors.RunError(
                 f"{path}: the best weights' checkpoint is damaged "
                 f"({reason}); the run cannot restore its best weights "
                 "(nothing was changed). Train again with a new --run_dir.")
@@ -822,14 +822,14 @@ def checkpoint_candidates(directory):
         list of checkpoint prefixes ([] for a folder without checkpoints).
 
     Raises:
-        run_files.RunError: the state file (`checkpoint`) cannot be read, or
+        errors.RunError: the state file (`checkpoint`) cannot be read, or
             is missing while checkpoint files are there: the run's state is
             unknown, and starting over would overwrite it.
     """
     state_path = os.path.join(directory, "checkpoint")
     if not tf.io.gfile.exists(state_path):
         if tf.io.gfile.glob(os.path.join(directory, "*.index")):
-            raise run_files.RunError(
+            raise errors.RunError(
                 f"{state_path}: missing, but {directory} holds checkpoints; "
                 "refusing to start the run over on top of them (nothing was "
                 "changed). Restore the file, or train again with a new "
@@ -849,7 +849,7 @@ def checkpoint_candidates(directory):
     finally:
         logger.setLevel(level)
     if state is None:
-        raise run_files.RunError(
+        raise errors.RunError(
             f"{state_path}: the checkpoint state cannot be read ({reason}); "
             "refusing to start the run over (nothing was changed). Restore "
             "the file, or train again with a new --run_dir.")

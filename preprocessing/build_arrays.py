@@ -61,7 +61,6 @@ from common import atomic_files
 from common import constants
 from preprocessing import asr
 from preprocessing import audio_io
-from preprocessing import cli
 from preprocessing import extraction
 from preprocessing import glove
 from preprocessing import iemocap
@@ -827,5 +826,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from apps import cli  # the binary's error path (never imported as a library)
     _define_flags()
     cli.run(main, "build_arrays", user_errors=(asr.AsrError,))

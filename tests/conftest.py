@@ -64,11 +64,11 @@ def _build_demo_fold(root):
 
 
 def _build_tiny_demo_run(root):
-    import inference
+    from tasks import serving
     from tests import helpers
 
     demo = helpers.tiny_demo_run(root, num_utterances=48)
-    return dict(demo, root=str(root), export_dir=inference.export_run(
+    return dict(demo, root=str(root), export_dir=serving.export_run(
         demo["run_dir"], str(root / "export")))
 
 

@@ -25,6 +25,9 @@ import socket
 import subprocess
 import sys
 import time
+from tasks import datasets
+from tasks import folds
+from tasks import model_setup
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -71,10 +74,9 @@ def _configure_devices(args):
 
 def _union_dataset_fn(split, batch_size, frames, pipelines):
     """Every step: the K pipelines' draws of that step, concatenated."""
-    import experiment
 
-    make = experiment.train_dataset_fn(split, batch_size, "sample", 0,
-                                       frames)
+    make = datasets.train_dataset_fn(split, batch_size, "sample", 0,
+                                     frames)
 
     def concat(*parts):
         longest = tf.reduce_max([tf.shape(features["audio_mfcc"])[1]
@@ -103,40 +105,39 @@ def _union_dataset_fn(split, batch_size, frames, pipelines):
 def _run_trainer(args, log):
     import keras
 
-    import experiment
     from models import training
     from tests import helpers
 
     strategy = training.make_strategy(args.strategy)
-    fold = experiment.load_fold(args.data_dir, args.model)
+    fold = folds.load_fold(args.data_dir, args.model)
     hparams = dict(helpers.tiny_model_kwargs(), audio_keep_prob=args.keep_prob,
                    text_keep_prob=args.keep_prob)
     for derived in ("vocab_size", "embedding_dim"):
         hparams.pop(derived)
-    kwargs = experiment.model_kwargs(args.model, fold, use_glove=False,
-                                     embedding_dim=8, normalize_audio=True,
-                                     **hparams)
+    kwargs = model_setup.model_kwargs(args.model, fold, use_glove=False,
+                                      embedding_dim=8, normalize_audio=True,
+                                      **hparams)
     config = training.TrainConfig(
         batch_size=args.batch_size, learning_rate=args.lr,
         num_train_steps=args.steps, clip_value=args.clip_value,
         jit_compile=args.jit_compile)
     keras.utils.set_random_seed(0)
     trainer = training.Trainer(
-        lambda: experiment.build_model(args.model, kwargs), strategy,
+        lambda: model_setup.build_model(args.model, kwargs), strategy,
         args.run_dir, config, fold.num_classes, fold.label_names, log=log)
     splits = fold.splits
     if args.union_pipelines:
         train_fn = _union_dataset_fn(splits["train"], args.batch_size,
                                      args.frames, args.union_pipelines)
     else:
-        train_fn = experiment.train_dataset_fn(
+        train_fn = datasets.train_dataset_fn(
             splits["train"], args.batch_size, "sample", 0, args.frames)
     result = trainer.fit(
         train_fn,
-        experiment.eval_dataset(splits["dev"], args.eval_batch_size,
-                                args.frames),
-        experiment.eval_dataset(splits["test"], args.eval_batch_size,
-                                args.frames),
+        datasets.eval_dataset(splits["dev"], args.eval_batch_size,
+                              args.frames),
+        datasets.eval_dataset(splits["test"], args.eval_batch_size,
+                              args.frames),
         num_train=len(splits["train"]))
     traces = {
         "train": trainer._last_train_step.experimental_get_tracing_count(),

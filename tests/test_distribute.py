@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import experiment
 from models import training
+from tasks import datasets
+from tasks import folds
+from tasks import model_setup
 from tests import dist_worker
 from tests import helpers
 
@@ -160,29 +162,29 @@ def _trainer(fold, run_dir, strategy, model_name="MDRE", steps=2,
     hparams = helpers.tiny_model_kwargs()
     for derived in ("vocab_size", "embedding_dim"):
         hparams.pop(derived)
-    kwargs = experiment.model_kwargs(model_name, fold, use_glove=False,
-                                     embedding_dim=8, normalize_audio=True,
-                                     **hparams)
+    kwargs = model_setup.model_kwargs(model_name, fold, use_glove=False,
+                                      embedding_dim=8, normalize_audio=True,
+                                      **hparams)
     config = training.TrainConfig(batch_size=16, learning_rate=0.01,
                                   num_train_steps=steps,
                                   jit_compile=jit_compile,
                                   mixed_precision=mixed_precision)
     keras.utils.set_random_seed(0)
     trainer = training.Trainer(
-        lambda: experiment.build_model(model_name, kwargs), strategy,
+        lambda: model_setup.build_model(model_name, kwargs), strategy,
         str(run_dir), config, fold.num_classes, fold.label_names, log=log)
     splits = fold.splits
-    args = (experiment.train_dataset_fn(splits["train"], 16, "sample", 0,
-                                        FRAMES),
-            experiment.eval_dataset(splits["dev"], 8, FRAMES),
-            experiment.eval_dataset(splits["test"], 8, FRAMES),
+    args = (datasets.train_dataset_fn(splits["train"], 16, "sample", 0,
+                                      FRAMES),
+            datasets.eval_dataset(splits["dev"], 8, FRAMES),
+            datasets.eval_dataset(splits["test"], 8, FRAMES),
             len(splits["train"]))
     return trainer, args
 
 
 @pytest.fixture(scope="module")
 def fold(fold_dir):
-    return experiment.load_fold(fold_dir)
+    return folds.load_fold(fold_dir)
 
 
 def test_one_device_strategy_matches_default(fold, tmp_path):
@@ -221,8 +223,8 @@ def test_eval_is_one_trace_and_counts_each_example_once(fold, tmp_path):
     for _ in range(3):
         for split in ("dev", "test"):
             dataset = training.distribute_eval_dataset(
-                strategy, experiment.eval_dataset(fold.splits[split], 8,
-                                                  FRAMES))
+                strategy, datasets.eval_dataset(fold.splits[split], 8,
+                                                FRAMES))
             result = trainer.evaluate(dataset)
             assert result["num_examples"] == len(fold.splits[split])
     # Batches of several lengths, a short last batch, two datasets, three

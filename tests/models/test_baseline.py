@@ -1,4 +1,4 @@
-"""The classical baseline (models/baseline.py, baseline_runs.py)."""
+"""The classical baseline (models/baseline.py, tasks/baselines.py)."""
 
 import json
 import os
@@ -8,6 +8,9 @@ import pytest
 
 from models import baseline
 from preprocessing import reference_arrays
+from tasks import evaluation
+from tasks import loading
+from tasks import serving
 from tests import helpers
 
 
@@ -75,9 +78,6 @@ def test_fit_needs_every_class_in_train():
 def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
     import tensorflow as tf
 
-    import evaluate
-    import experiment
-    import inference
     import train
     from tools import results_table
 
@@ -100,14 +100,14 @@ def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
         result.final_test["wa"], abs=1e-9)
     assert line.split("\t")[2] == fields[2]
     # evaluate.py rebuilds it from config.json + model.weights.h5.
-    evaluated = evaluate.evaluate(run_dir, "test", batch_size=7)
+    evaluated = evaluation.evaluate(run_dir, "test", batch_size=7)
     assert evaluated["confusion_matrix"] == result.final_test[
         "confusion_matrix"]
     results_table.main(str(tmp_path), ["svm"])
     row = capsys.readouterr().out.strip().splitlines()[-1]
     assert row.startswith("| svm | MFCC + prosody |") and " 0 (0) " in row
     # The SavedModel's serving signature gives the Keras model's logits.
-    model, _ = experiment.load_trained_model(run_dir)
+    model, _ = loading.load_trained_model(run_dir)
     split = reference_arrays.load_fold(fold).splits["test"]
     batch = _batch(split, np.arange(5))
     served = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
@@ -116,7 +116,7 @@ def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
     np.testing.assert_allclose(outputs["logits"].numpy(),
                                model(batch, training=False).numpy(),
                                atol=1e-4)
-    assert inference.is_inference_export(os.path.join(run_dir,
+    assert serving.is_inference_export(os.path.join(run_dir,
                                                       "saved_model"))
 
 

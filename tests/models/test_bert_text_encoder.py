@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import experiment
 from models import bert_text_encoder
 from models import export
 from models import optimizers
@@ -21,6 +20,8 @@ from models import training
 from preprocessing import text_features
 from tests import helpers
 from tools import make_bert_standin
+from tasks import loading
+from tasks import model_setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -43,7 +44,7 @@ def standin_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pieces(standin_dir):
-    return experiment.wordpiece_pieces(VOCABULARY, standin_dir)
+    return model_setup.wordpiece_pieces(VOCABULARY, standin_dir)
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +248,7 @@ def test_clear_errors(standin_dir, pieces, tmp_path):
     with pytest.raises(ValueError, match="no_bert_here.*does not exist"):
         _build(missing, pieces)
     with pytest.raises(ValueError, match="no_bert_here.*does not exist"):
-        experiment.wordpiece_pieces(VOCABULARY, missing)
+        model_setup.wordpiece_pieces(VOCABULARY, missing)
     not_bert = str(tmp_path / "not_bert")
     tf.saved_model.save(_NotBert(), not_bert)
     with pytest.raises(ValueError, match=r"not_bert.*float32 tensor.*"
@@ -255,7 +256,7 @@ def test_clear_errors(standin_dir, pieces, tmp_path):
         _build(not_bert, pieces)
     with pytest.raises(ValueError, match=r"not_bert.*expected a BERT-style "
                                          r"SavedModel.*vocab_file"):
-        experiment.wordpiece_pieces(VOCABULARY, not_bert)
+        model_setup.wordpiece_pieces(VOCABULARY, not_bert)
     with pytest.raises(ValueError, match="needs text_encoder_pieces"):
         _build(standin_dir, None)
     with pytest.raises(ValueError, match="has 30 rows, but vocab_size is 31"):
@@ -295,5 +296,5 @@ def test_train_py_end_to_end(standin_dir, tmp_path):
     assert len(kwargs["text_encoder_pieces"]["pieces"]) == 30
     assert config["train"]["encoder_lr"] == 1e-4
     # The trained run rebuilds from its config (as evaluate.py does).
-    model, _ = experiment.load_trained_model(run_dir)
+    model, _ = loading.load_trained_model(run_dir)
     assert model.get_layer("text_encoder").trainable

@@ -10,13 +10,19 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-import experiment
-import inference
+from apps import predict as predict_app
 from models import export
 from models import registry
 from preprocessing import input_pipeline
 from preprocessing import reference_arrays
 from preprocessing import spectrogram
+from tasks import datasets
+from tasks import evaluation
+from tasks import folds
+from tasks import loading
+from tasks import model_setup
+from tasks import prediction
+from tasks import serving
 from tests import helpers
 
 LABELS = ("angry", "happy", "sad", "neutral")
@@ -110,21 +116,21 @@ def test_export_round_trip(tmp_path):
 
 def test_fold_glue_reads_waveforms_by_model_arguments(demo_fold, tmp_path):
     logmel = {"audio_input": "logmel"}
-    assert experiment.needs_waveforms("CNN_SPEC", logmel)
-    assert not experiment.needs_waveforms("CNN_SPEC", {})
+    assert folds.needs_waveforms("CNN_SPEC", logmel)
+    assert not folds.needs_waveforms("CNN_SPEC", {})
     # Other models ignore CNN_SPEC's argument (one set of flags for all).
-    assert not experiment.needs_waveforms("MMMF", logmel)
-    assert experiment.log_mel_bands("CNN_SPEC", dict(logmel, n_mels=8)) == 8
-    fold = experiment.load_fold(demo_fold.path, "CNN_SPEC", logmel)
+    assert not folds.needs_waveforms("MMMF", logmel)
+    assert folds.log_mel_bands("CNN_SPEC", dict(logmel, n_mels=8)) == 8
+    fold = folds.load_fold(demo_fold.path, "CNN_SPEC", logmel)
     assert sorted(fold.splits["train"].extras) == ["waveform",
                                                    "waveform_length"]
-    assert not experiment.load_fold(demo_fold.path, "CNN_SPEC").splits[
+    assert not folds.load_fold(demo_fold.path, "CNN_SPEC").splits[
         "train"].extras
     plain = helpers.write_random_fold(tmp_path / "set07")
     with pytest.raises(reference_arrays.DataError,
                        match=r"set07: no raw waveforms.*--cnn_input=mfcc.*"
                              r"--store_waveforms"):
-        experiment.load_fold(plain, "CNN_SPEC", logmel)
+        folds.load_fold(plain, "CNN_SPEC", logmel)
     import train
     with pytest.raises(reference_arrays.DataError, match="set07"):
         train.train("CNN_SPEC", plain, run_dir=str(tmp_path / "run"),
@@ -133,8 +139,8 @@ def test_fold_glue_reads_waveforms_by_model_arguments(demo_fold, tmp_path):
 
 def test_log_mel_statistics_cover_the_real_frames(demo_fold):
     split = demo_fold.splits["dev"]
-    stats = experiment.log_mel_statistics(split, 12, audio_max_frames=80,
-                                          batch_size=7)
+    stats = model_setup.log_mel_statistics(split, 12, audio_max_frames=80,
+                                           batch_size=7)
     frames = []
     for row in range(len(split)):
         length = min(int(split.extras["waveform_length"][row]),
@@ -169,30 +175,28 @@ def logmel_run(demo_fold, tmp_path_factory):
 
 
 def test_train_evaluate_beats_chance(logmel_run):
-    import evaluate
 
     run_dir, result = logmel_run
-    kwargs = experiment.load_trained_model(run_dir)[1]["model"]["kwargs"]
+    kwargs = loading.load_trained_model(run_dir)[1]["model"]["kwargs"]
     assert kwargs["audio_input"] == "logmel" and kwargs["n_mels"] == 32
     assert len(kwargs["audio_normalization"]["logmel_mean"]) == 32
     # Chance is 0.25 on the 4 balanced demo classes. (Prosody helps: 60
     # steps of log-mel alone are too few to learn much.)
     assert result.final_test["wa"] > 0.35
-    metrics = evaluate.evaluate(run_dir, "test")
+    metrics = evaluation.evaluate(run_dir, "test")
     assert metrics["wa"] == pytest.approx(result.final_test["wa"])
 
 
 def test_predict_from_wav_uses_the_training_features(logmel_run, demo_fold,
                                                      tmp_path):
-    import predict
 
     run_dir, _ = logmel_run
     export_dir = os.path.join(run_dir, "saved_model")
-    metadata = inference.export_lib.read_metadata(export_dir)
+    metadata = export.read_metadata(export_dir)
     assert metadata["log_mel"]["parameters"] == spectrogram.parameters(32)
     assert metadata["log_mel"]["encoder_size_audio"] == 100
     assert "mfcc_dim" not in metadata["audio"]  # prosody only
-    predictor = inference.Predictor.load(export_dir)
+    predictor = prediction.Predictor.load(export_dir)
     # A test-split utterance: its wav file in the demo corpus folder.
     split = demo_fold.splits["test"]
     corpus = os.path.dirname(demo_fold.path)
@@ -204,7 +208,7 @@ def test_predict_from_wav_uses_the_training_features(logmel_run, demo_fold,
                    corpus, row["wav_path"]), dtype="int16")[0], pcm))
     features, info = predictor.assets.example(wav)
     assert info["frames_used"] == min(100, spectrogram.num_frames(len(pcm)))
-    batch, _ = next(iter(experiment.eval_dataset(
+    batch, _ = next(iter(datasets.eval_dataset(
         split, 4, 100, log_mel=True, n_mels=32)))
     used = int(batch["audio_logmel_length"][0])
     assert int(features["audio_logmel_length"][0]) == used
@@ -222,10 +226,10 @@ def test_predict_from_wav_uses_the_training_features(logmel_run, demo_fold,
         [result["logits"][name] for name in predictor.label_names],
         served["logits"][0], atol=1e-4)
     lines = []
-    assert predict.run(export_dir, [wav], output_json=str(
+    assert predict_app.predict_and_report(export_dir, [wav], output_json=str(
         tmp_path / "p.json"), log=lines.append) == 0
     assert "1 of 1 file(s) predicted" in lines[-1]
     # Other spectrogram parameters than this code's are refused.
     metadata["log_mel"]["parameters"]["n_fft"] = 1024
-    with pytest.raises(inference.InferenceError, match="n_fft"):
-        inference.ServingAssets(metadata)
+    with pytest.raises(serving.InferenceError, match="n_fft"):
+        serving.ServingAssets(metadata)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import experiment
 from models import export
 from models import registry
 from models import seed_models
 from models import transformer_fusion
 from models import training
+from tasks import datasets
+from tasks import model_setup
 from tests import helpers
 
 LABELS = ("angry", "happy", "sad", "neutral")
@@ -219,21 +220,21 @@ def test_short_training_runs_beat_chance(demo_fold, tmp_path):
             "TRANSFORMER_FUSION": dict(transformer_units=16, audio_units=8,
                                        hidden_units=16),
         }[name])
-        kwargs = experiment.model_kwargs(name, demo_fold, use_glove=False,
-                                         embedding_dim=8,
-                                         normalize_audio=True, **hparams)
+        kwargs = model_setup.model_kwargs(name, demo_fold, use_glove=False,
+                                          embedding_dim=8,
+                                          normalize_audio=True, **hparams)
         config = training.TrainConfig(batch_size=32, learning_rate=0.01,
                                       num_train_steps=60)
         keras.utils.set_random_seed(0)
         trainer = training.Trainer(
-            lambda: experiment.build_model(name, kwargs),
+            lambda: model_setup.build_model(name, kwargs),
             tf.distribute.get_strategy(), str(tmp_path / name), config, 4,
             demo_fold.label_names, log=lambda _: None)
         result = trainer.fit(
-            experiment.train_dataset_fn(demo_fold.splits["train"], 32,
-                                        "sample", 0, FRAMES),
-            experiment.eval_dataset(demo_fold.splits["dev"], 64, FRAMES),
-            experiment.eval_dataset(demo_fold.splits["test"], 64, FRAMES),
+            datasets.train_dataset_fn(demo_fold.splits["train"], 32,
+                                      "sample", 0, FRAMES),
+            datasets.eval_dataset(demo_fold.splits["dev"], 64, FRAMES),
+            datasets.eval_dataset(demo_fold.splits["test"], 64, FRAMES),
             num_train=len(demo_fold.splits["train"]))
         accuracies[name] = result.final_test["wa"]
     # Chance is 0.25 on the 4 balanced demo classes.

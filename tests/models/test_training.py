@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import experiment
 from models import metrics
 from models import training
+from tasks import datasets
+from tasks import model_setup
 from tests import helpers
 
 # Encoder size for the tests: clipping the demo's utterances to 1 s keeps
@@ -21,22 +22,22 @@ def _trainer(fold, run_dir, model_name="MDRE", steps=10, lr=0.01,
     hparams = dict(helpers.tiny_model_kwargs(), **model_overrides)
     for derived in ("vocab_size", "embedding_dim"):
         hparams.pop(derived)
-    kwargs = experiment.model_kwargs(model_name, fold, use_glove=False,
-                                     embedding_dim=8, normalize_audio=True,
-                                     **hparams)
+    kwargs = model_setup.model_kwargs(model_name, fold, use_glove=False,
+                                      embedding_dim=8, normalize_audio=True,
+                                      **hparams)
     config = training.TrainConfig(batch_size=batch_size, learning_rate=lr,
                                   num_train_steps=steps,
                                   validation_every=validation_every)
     keras.utils.set_random_seed(0)
     trainer = training.Trainer(
-        lambda: experiment.build_model(model_name, kwargs),
+        lambda: model_setup.build_model(model_name, kwargs),
         tf.distribute.get_strategy(), str(run_dir), config, 4,
         fold.label_names, log=lambda _: None)
-    train_fn = experiment.train_dataset_fn(fold.splits["train"], batch_size,
-                                           "sample", 0, FRAMES)
-    datasets = [experiment.eval_dataset(fold.splits[s], 64, FRAMES)
-                for s in ("dev", "test")]
-    return trainer, (train_fn, *datasets, len(fold.splits["train"]))
+    train_fn = datasets.train_dataset_fn(fold.splits["train"], batch_size,
+                                         "sample", 0, FRAMES)
+    eval_sets = [datasets.eval_dataset(fold.splits[s], 64, FRAMES)
+                 for s in ("dev", "test")]
+    return trainer, (train_fn, *eval_sets, len(fold.splits["train"]))
 
 
 def test_validation_frequency_matches_original():
@@ -49,7 +50,7 @@ def test_short_run_lowers_dev_loss_and_beats_chance(demo_fold, tmp_path):
     # 3 cost more than the steps; 40 steps reach dev loss ~0.55x (measured).
     trainer, args = _trainer(demo_fold, tmp_path, steps=40, lr=0.01,
                              validation_every=10)
-    dev = experiment.eval_dataset(demo_fold.splits["dev"], 64, FRAMES)
+    dev = datasets.eval_dataset(demo_fold.splits["dev"], 64, FRAMES)
     before = trainer.evaluate(tf.distribute.get_strategy()
                               .experimental_distribute_dataset(dev))
     result = trainer.fit(*args)

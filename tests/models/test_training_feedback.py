@@ -7,9 +7,10 @@ import keras
 import pytest
 import tensorflow as tf
 
-import experiment
 from models import training
 from preprocessing import reference_arrays
+from tasks import datasets
+from tasks import model_setup
 from tests import helpers
 
 FRAMES = 40
@@ -20,14 +21,14 @@ def _fit(tmp_path, steps, sizes=(40, 12, 7), progress=True):
     number of examples of each evaluation in call order)."""
     fold_dir = helpers.write_random_fold(tmp_path / "fold", sizes=sizes)
     fold = reference_arrays.load_fold(fold_dir)
-    kwargs = experiment.model_kwargs("ARE", fold, False, 8, True,
-                                     audio_units=4, seed=1)
+    kwargs = model_setup.model_kwargs("ARE", fold, False, 8, True,
+                                      audio_units=4, seed=1)
     config = training.TrainConfig(batch_size=8, learning_rate=0.01,
                                   num_train_steps=steps)
     keras.utils.set_random_seed(0)
     lines = []
     trainer = training.Trainer(
-        lambda: experiment.build_model("ARE", kwargs),
+        lambda: model_setup.build_model("ARE", kwargs),
         tf.distribute.get_strategy(), str(tmp_path / "run"), config, 4,
         fold.label_names, log=lines.append, progress=progress)
     evaluated = []
@@ -40,10 +41,10 @@ def _fit(tmp_path, steps, sizes=(40, 12, 7), progress=True):
 
     trainer.evaluate = spy
     result = trainer.fit(
-        experiment.train_dataset_fn(fold.splits["train"], 8, "sample", 0,
-                                    FRAMES),
-        experiment.eval_dataset(fold.splits["dev"], 16, FRAMES),
-        experiment.eval_dataset(fold.splits["test"], 16, FRAMES),
+        datasets.train_dataset_fn(fold.splits["train"], 8, "sample", 0,
+                                  FRAMES),
+        datasets.eval_dataset(fold.splits["dev"], 16, FRAMES),
+        datasets.eval_dataset(fold.splits["test"], 16, FRAMES),
         len(fold.splits["train"]))
     return result, lines, evaluated
 

@@ -10,9 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import evaluate
-import experiment
-import inference
 import train
 from models import bert_text_encoder
 from models import export
@@ -24,6 +21,13 @@ from preprocessing import reference_arrays
 from tests import helpers
 from tools import make_bert_standin
 from tools import make_wav2vec2_standin
+from tasks import datasets
+from tasks import evaluation
+from tasks import folds
+from tasks import loading
+from tasks import model_setup
+from tasks import prediction
+from tasks import serving
 
 LABELS = helpers.LABEL_NAMES
 MOCAP_DIM = 6
@@ -140,30 +144,30 @@ def test_side_extra_export_round_trip(tmp_path):
 
 def test_load_fold_and_dataset_options(mocap_fold, tmp_path):
     kwargs = dict(TINY, side_features="mocap")
-    fold = experiment.load_fold(mocap_fold, "TRANSFORMER_FUSION", kwargs)
+    fold = folds.load_fold(mocap_fold, "TRANSFORMER_FUSION", kwargs)
     assert sorted(fold.splits["dev"].extras) == ["mocap"]
     # Other models, and the prosody default, never read it.
-    assert not experiment.load_fold(mocap_fold, "TRANSFORMER_FUSION",
-                                    TINY).splits["dev"].extras
-    assert not experiment.load_fold(mocap_fold, "MDRE").splits[
+    assert not folds.load_fold(mocap_fold, "TRANSFORMER_FUSION",
+                               TINY).splits["dev"].extras
+    assert not folds.load_fold(mocap_fold, "MDRE").splits[
         "dev"].extras
     hparams = {k: v for k, v in kwargs.items()
                if k not in ("vocab_size", "embedding_dim")}
-    built = experiment.model_kwargs("TRANSFORMER_FUSION", fold, False, 8,
-                                    normalize_audio=True, **hparams)
+    built = model_setup.model_kwargs("TRANSFORMER_FUSION", fold, False, 8,
+                                     normalize_audio=True, **hparams)
     assert built["side_dim"] == MOCAP_DIM
     assert len(built["audio_normalization"]["side_std"]) == MOCAP_DIM
-    model = experiment.build_model("TRANSFORMER_FUSION", built)
-    options = experiment.dataset_options(model)
+    model = model_setup.build_model("TRANSFORMER_FUSION", built)
+    options = datasets.dataset_options(model)
     assert options["extras"] == ("mocap",)
-    features, _ = next(iter(experiment.eval_dataset(
+    features, _ = next(iter(datasets.eval_dataset(
         fold.splits["dev"], 4, 60, **options)))
     np.testing.assert_allclose(features["mocap"].numpy(),
                                fold.splits["dev"].extras["mocap"][:4])
     assert model({t.name: features[t.name] for t in model.inputs}).shape == (
         4, 4)
     # Standard models request no extras.
-    assert experiment.dataset_options(_build())["extras"] == ()
+    assert datasets.dataset_options(_build())["extras"] == ()
 
 
 @pytest.mark.parametrize("extras_fn,match", [
@@ -179,8 +183,8 @@ def test_load_fold_and_dataset_options(mocap_fold, tmp_path):
 def test_load_fold_side_extra_errors(tmp_path, extras_fn, match):
     fold_dir = _write_fold(tmp_path / "bad", extras_fn)
     with pytest.raises(reference_arrays.DataError, match=match) as error:
-        experiment.load_fold(fold_dir, "TRANSFORMER_FUSION",
-                             {"side_features": "mocap"})
+        folds.load_fold(fold_dir, "TRANSFORMER_FUSION",
+                        {"side_features": "mocap"})
     assert fold_dir in str(error.value)
 
 
@@ -189,22 +193,22 @@ def test_train_evaluate_and_serving_refusal(mocap_fold, tmp_path):
     train.train(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
                 run_dir=run_dir, side_features="mocap", normalize_audio=True,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
-    config = experiment.load_trained_model(run_dir)[1]
+    config = loading.load_trained_model(run_dir)[1]
     kwargs = config["model"]["kwargs"]
     assert kwargs["side_features"] == "mocap"
     assert kwargs["side_dim"] == MOCAP_DIM
     assert "_Smocap_" in config["run_name"]
-    metrics = evaluate.evaluate(run_dir, split="dev")
+    metrics = evaluation.evaluate(run_dir, split="dev")
     assert 0.0 <= metrics["wa"] <= 1.0
     # The export takes the side input; predict.py cannot compute it.
     export_dir = os.path.join(run_dir, "saved_model")
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
     assert "mocap" in serve.structured_input_signature[1]
     for source in (export_dir, run_dir):
-        with pytest.raises(inference.InferenceError,
+        with pytest.raises(serving.InferenceError,
                            match="needs the side input mocap, which "
                                  "predict.py cannot compute from a wav"):
-            inference.Predictor.load(source)
+            prediction.Predictor.load(source)
 
 
 def test_prosody_configs_are_unchanged(mocap_fold, tmp_path):
@@ -214,7 +218,7 @@ def test_prosody_configs_are_unchanged(mocap_fold, tmp_path):
     train.train(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
                 run_dir=run_dir, export=False,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
-    kwargs = experiment.load_trained_model(run_dir)[1]["model"]["kwargs"]
+    kwargs = loading.load_trained_model(run_dir)[1]["model"]["kwargs"]
     assert not {"side_features", "side_dim", "hub_handle"} & set(kwargs)
 
 
@@ -263,10 +267,10 @@ def test_wav2vec2_encoder_inputs_padding_and_config(wav2vec2_dir, pooling):
     assert names == ["audio_prosody", "text_ids", "text_length", "waveform",
                      "waveform_length"]
     assert model.get_layer(wav2vec2_models.ENCODER_LAYER_NAME)
-    assert experiment.waveform_max_samples(model) is None
-    assert experiment.needs_waveforms(
+    assert datasets.waveform_max_samples(model) is None
+    assert folds.needs_waveforms(
         "TRANSFORMER_FUSION", {"audio_encoder": "wav2vec2"})
-    assert not experiment.needs_waveforms("TRANSFORMER_FUSION", {})
+    assert not folds.needs_waveforms("TRANSFORMER_FUSION", {})
     # Padded with non-zero values: each example as alone (the stand-in
     # takes an attention mask).
     batch = _waveform_batch([6000, 2500, 800, 130], pad_value=0.3)
@@ -287,7 +291,7 @@ def test_several_encoder_layers_get_the_encoder_rate(wav2vec2_dir, bert_dir):
                   **{f"w{i}": i for i in range(2, 30)}}
     model = _build(audio_encoder="wav2vec2", hub_handle=wav2vec2_dir,
                    text_encoder_handle=bert_dir,
-                   text_encoder_pieces=experiment.wordpiece_pieces(
+                   text_encoder_pieces=model_setup.wordpiece_pieces(
                        vocabulary, bert_dir))
     names = [wav2vec2_models.ENCODER_LAYER_NAME,
              bert_text_encoder.TEXT_ENCODER_LAYER_NAME]
@@ -325,16 +329,16 @@ def test_train_py_with_wav2vec2_bert_and_mocap(wav2vec2_dir, bert_dir,
                 hub_handle=wav2vec2_dir, text_encoder_handle=bert_dir,
                 side_features="mocap", encoder_lr=1e-4, export=False,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
-    model, config = experiment.load_trained_model(run_dir)
+    model, config = loading.load_trained_model(run_dir)
     kwargs = config["model"]["kwargs"]
     assert kwargs["hub_handle"] == wav2vec2_dir
     assert kwargs["audio_encoder"] == "wav2vec2"
     assert config["train"]["encoder_lr"] == 1e-4
     assert sorted(t.name for t in model.inputs) == [
         "mocap", "text_ids", "text_length", "waveform", "waveform_length"]
-    metrics = evaluate.evaluate(run_dir, split="test")
+    metrics = evaluation.evaluate(run_dir, split="test")
     assert 0.0 <= metrics["wa"] <= 1.0
     plain = _write_fold(tmp_path / "plain", _mocap)
     with pytest.raises(reference_arrays.DataError,
                        match="--audio_encoder=wav2vec2"):
-        experiment.load_fold(plain, "TRANSFORMER_FUSION", kwargs)
+        folds.load_fold(plain, "TRANSFORMER_FUSION", kwargs)

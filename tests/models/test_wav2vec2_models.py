@@ -14,7 +14,6 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-import experiment
 from models import export
 from models import optimizers
 from models import registry
@@ -28,6 +27,9 @@ from preprocessing import reference_arrays
 from tests import helpers
 from tests.corpus_fixtures import make_manifest_corpus
 from tools import make_wav2vec2_standin
+from tasks import datasets
+from tasks import evaluation
+from tasks import folds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -239,7 +241,7 @@ def test_config_round_trip(standin_dir, name):
     assert rebuilt.get_config() == config
     assert not rebuilt.get_layer("wav2vec2").trainable
     # The pipeline crops waveforms to what the encoder reads.
-    assert experiment.waveform_max_samples(rebuilt) == 8000
+    assert datasets.waveform_max_samples(rebuilt) == 8000
     batch = _batch([3000, 900])
     # Same handle and seeds: the same encoder and head weights.
     np.testing.assert_allclose(rebuilt(_inputs(rebuilt, batch)).numpy(),
@@ -269,7 +271,7 @@ def test_export_round_trip_serves_raw_audio(standin_dir, tmp_path):
 
 
 def test_pipeline_gathers_float_waveforms(standin_dir, demo_fold_dir):
-    fold = experiment.load_fold(demo_fold_dir, "W2V2")
+    fold = folds.load_fold(demo_fold_dir, "W2V2")
     split = fold.splits["dev"]
     pcm, lengths = (split.extras["waveform"],
                     split.extras["waveform_length"])
@@ -304,16 +306,16 @@ def test_pipeline_gathers_float_waveforms(standin_dir, demo_fold_dir):
 
 def test_load_fold_reads_waveforms_only_for_wav2vec2(demo_fold_dir,
                                                      tmp_path):
-    assert not experiment.load_fold(demo_fold_dir, "MDREA").splits[
+    assert not folds.load_fold(demo_fold_dir, "MDREA").splits[
         "train"].extras
-    fold = experiment.load_fold(demo_fold_dir, "W2V2_TRE")
+    fold = folds.load_fold(demo_fold_dir, "W2V2_TRE")
     assert sorted(fold.splits["train"].extras) == ["waveform",
                                                    "waveform_length"]
     assert fold.embedding is not None
     plain = helpers.write_random_fold(tmp_path / "set01")
     with pytest.raises(reference_arrays.DataError,
                        match=r"set01: no raw waveforms.*--store_waveforms"):
-        experiment.load_fold(plain, "W2V2")
+        folds.load_fold(plain, "W2V2")
     import train
     with pytest.raises(ValueError, match="needs --hub_handle"):
         train.train("W2V2", plain, run_dir=str(tmp_path / "run"),
@@ -351,7 +353,7 @@ def test_build_arrays_store_waveforms(tmp_path):
                 os.path.join(root, "wav", utterance + ".wav"), dtype="int16")
             np.testing.assert_array_equal(pcm[row], expected[:3200])
     # The fold feeds the wav2vec2 models.
-    assert experiment.load_fold(fold_dir, "W2V2").splits["dev"].extras
+    assert folds.load_fold(fold_dir, "W2V2").splits["dev"].extras
     with pytest.raises(ValueError, match="needs store_waveforms"):
         build_arrays.BuildConfig(corpus="manifest", manifest=manifest,
                                  output_dir=root + "/x",
@@ -391,7 +393,7 @@ def test_train_py_end_to_end(standin_dir, demo_fold_dir, tmp_path):
         run_dir, "saved_model")).signatures["serving_default"]
     assert sorted(serve.structured_input_signature[1]) == [
         "text_ids", "text_length", "waveform", "waveform_length"]
-    split = experiment.load_fold(demo_fold_dir, "W2V2_TREA").splits["test"]
+    split = folds.load_fold(demo_fold_dir, "W2V2_TREA").splits["test"]
     lengths = split.extras["waveform_length"]
     waveform = split.extras["waveform"][:, :lengths.max()] / 32768.0
     served = serve(waveform=tf.constant(waveform, tf.float32),
@@ -406,8 +408,7 @@ def test_train_py_end_to_end(standin_dir, demo_fold_dir, tmp_path):
 
     # evaluate.py rebuilds it from config.json (the handle) and
     # model.weights.h5, and feeds it the waveforms.
-    import evaluate
-    metrics = evaluate.evaluate(run_dir, split="test")
+    metrics = evaluation.evaluate(run_dir, split="test")
     assert metrics["num_examples"] == len(split)
     assert metrics["wa"] == pytest.approx(trained["wa"])
     assert metrics["loss_sum"] == pytest.approx(trained["loss_sum"],

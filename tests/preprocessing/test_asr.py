@@ -11,12 +11,15 @@ import sys
 import numpy as np
 import pytest
 
+from apps import predict as predict_app
 from common import constants
 from preprocessing import asr
 from preprocessing import audio_io
 from preprocessing import build_arrays
 from preprocessing import reference_arrays
 from preprocessing import text_features
+from tasks import prediction
+from tasks import serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -349,7 +352,6 @@ def test_build_arrays_rebuild_decodes_nothing_and_both_keeps_gold(
 @pytest.fixture(scope="module")
 def asr_run(asr_build):
     """MDREA trained (a few steps) on the ASR fold, exported."""
-    import inference
     import train
 
     root = asr_build["root"]
@@ -359,7 +361,7 @@ def asr_run(asr_build):
                 num_train_steps=4, batch_size=8, hidden_dim_audio=4,
                 hidden_dim_text=4, encoder_size_audio=100, export=False,
                 log=_quiet, result_file=str(root / "results.txt"))
-    export_dir = inference.export_run(run_dir, str(root / "model"))
+    export_dir = serving.export_run(run_dir, str(root / "model"))
     return {**asr_build, "run_dir": run_dir, "export_dir": export_dir}
 
 
@@ -372,8 +374,6 @@ def test_train_py_trains_on_the_asr_fold(asr_run):
 
 def test_predict_without_text_uses_the_recorded_recogniser(asr_run,
                                                            tmp_path):
-    import inference
-    import predict
     from models import export as export_lib
 
     metadata = export_lib.read_metadata(asr_run["export_dir"])
@@ -385,8 +385,8 @@ def test_predict_without_text_uses_the_recorded_recogniser(asr_run,
         audio_io.load_wav(wav))
     printed = []
     output = str(tmp_path / "predictions.json")
-    assert predict.run(asr_run["export_dir"], [wav], output_json=output,
-                       log=printed.append) == 0
+    assert predict_app.predict_and_report(asr_run["export_dir"], [wav], output_json=output,
+                                          log=printed.append) == 0
     with open(output) as f:
         result = json.load(f)["results"][0]
     assert result["transcript"] == expected
@@ -394,14 +394,14 @@ def test_predict_without_text_uses_the_recorded_recogniser(asr_run,
     assert "heard: " in printed[0]
     assert expected[:20] in printed[0]
     # --text wins over the recogniser.
-    assert predict.run(asr_run["export_dir"], [wav], texts=["i am so angry"],
+    assert predict_app.predict_and_report(asr_run["export_dir"], [wav], texts=["i am so angry"],
                        output_json=output, log=printed.append) == 0
     with open(output) as f:
         result = json.load(f)["results"][0]
     assert result["transcript"] == "i am so angry"
     assert "transcript_source" not in result
     # The same prediction as the library given the recognised text.
-    predictor = inference.Predictor.load(asr_run["export_dir"])
+    predictor = prediction.Predictor.load(asr_run["export_dir"])
     direct = predictor.predict_file(wav, expected)
     recognized = predictor.predict_files(
         [(wav, None)], asr.make_recognizer(asr_run["spec"]))[0]
@@ -418,15 +418,14 @@ def test_predict_without_text_uses_the_recorded_recogniser(asr_run,
 
 
 def test_models_without_text_never_run_asr(asr_run):
-    import inference
 
-    assets = inference.Predictor.load(asr_run["export_dir"]).assets
-    audio_only = inference.ServingAssets(
+    assets = prediction.Predictor.load(asr_run["export_dir"]).assets
+    audio_only = serving.ServingAssets(
         {k: v for k, v in assets.metadata.items() if k != "text"})
     # Not even constructed: a missing handle is no error for such a model.
-    assert inference.recognizer_for(audio_only, "ctc:/no/such/model") is None
+    assert prediction.recognizer_for(audio_only, "ctc:/no/such/model") is None
     with pytest.raises(asr.AsrError):
-        inference.recognizer_for(assets, "ctc:/no/such/model")
+        prediction.recognizer_for(assets, "ctc:/no/such/model")
 
 
 def test_gold_vs_asr_table(tmp_path, capsys):

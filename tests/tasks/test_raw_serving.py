@@ -17,16 +17,19 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-import export as export_binary
-import inference
-import predict
-import raw_serving
+from apps import export as export_app
 from models import export as export_lib
 from preprocessing import audio_features
 from preprocessing import demo_corpus
+from tasks import ensemble_run
+from tasks import loading
+from tasks import prediction
+from tasks import raw_serving
+from tasks import serving
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 NUM_UTTERANCES = 48
 # serve_raw vs predict.py (features in Python): the in-graph MFCCs are
 # within graph_features.MFCC_ATOL (1e-3) of the numpy ones, the prosody and
@@ -89,7 +92,7 @@ def demo(tmp_path_factory, tiny_demo_source):
     test_rows = [demo["rows"][i] for i in demo_corpus.split_indices(
         NUM_UTTERANCES, 0)["test"]]
     items = [(row["wav_path"], row["transcript"]) for row in test_rows]
-    results, label_names = predict.predict(export_dir, items)
+    results, label_names = prediction.predict(export_dir, items)
     return dict(demo, export_dir=export_dir, items=items, results=results,
                 label_names=label_names,
                 expected=_logits(results, label_names),
@@ -119,7 +122,6 @@ def test_every_signature_under_tf1_loader(demo):
     padded batch) and serve_wav (the wav bytes) under the TF1 loader gives
     predict.py's labels and logits; serving_default there equals the Keras
     model."""
-    import experiment
 
     paths = [path for path, _ in demo["items"]]
     assert len(paths) >= 6
@@ -129,7 +131,7 @@ def test_every_signature_under_tf1_loader(demo):
     for path in paths:
         with open(path, "rb") as f:
             wavs.append(f.read())
-    assets = inference.ServingAssets.from_export(demo["export_dir"])
+    assets = serving.ServingAssets.from_export(demo["export_dir"])
     features = [assets.example(*item)[0] for item in demo["items"][:2]]
     raw, wav, *default = tf1_run(demo["export_dir"], [
         ("serve_raw", {"waveform": waveform, "waveform_length": length,
@@ -145,7 +147,7 @@ def test_every_signature_under_tf1_loader(demo):
                                    atol=LOGIT_ATOL, rtol=LOGIT_RTOL)
         assert [n.decode() for n in served["predicted_name"]] == [
             r["predicted"] for r in demo["results"]]
-    model, _ = experiment.load_trained_model(demo["run_dir"])
+    model, _ = loading.load_trained_model(demo["run_dir"])
     for feeds, served in zip(features, default):
         np.testing.assert_allclose(served["logits"],
                                    model(feeds, training=False).numpy(),
@@ -153,7 +155,7 @@ def test_every_signature_under_tf1_loader(demo):
 
 
 def test_predict_graph_engine_uses_serve_raw(demo):
-    predictor = inference.Predictor.load(demo["export_dir"], "graph")
+    predictor = prediction.Predictor.load(demo["export_dir"], "graph")
     assert predictor.engine == "graph"
     results = predictor.predict_files(demo["items"][:3])
     np.testing.assert_allclose(_logits(results, demo["label_names"]),
@@ -209,14 +211,14 @@ def test_export_base_writes_integer_versions(demo, tmp_path):
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     with pytest.raises(export_lib.ExportError, match="not an export"):
-        export_binary.export(run_dir, export_dir=str(precious))
+        export_app.export(run_dir, export_dir=str(precious))
     assert os.listdir(precious) == ["notes.txt"]
     base = tmp_path / "models" / "mdrea"
-    first = export_binary.export(run_dir, export_base=str(base))
+    first = export_app.export(run_dir, export_base=str(base))
     assert first == str(base / "1") and export_lib.is_export(first)
     assert os.listdir(base) == ["1"]  # No temporary folder left.
     with pytest.raises(export_lib.ExportError, match="--overwrite"):
-        export_binary.export(run_dir, export_base=str(base), version=1)
+        export_app.export(run_dir, export_base=str(base), version=1)
     # The next free version, ignoring what is not an integer.
     (base / "7").mkdir()
     (base / "not_a_version").mkdir()
@@ -272,7 +274,6 @@ def test_export_binary_fails_in_one_line(demo, tmp_path):
 def _train_every_model(root, fold_dir):
     """(name, run_dir) of every registered model, each trained 2 steps on
     the demo fold with train.py's export, and two ensembles of them."""
-    import ensemble_runs
     import train
     from models import registry
     from tools import make_bert_standin
@@ -300,7 +301,7 @@ def _train_every_model(root, fold_dir):
     members = [dict(runs)["ARE"], dict(runs)["TRE"]]
     for method in ("average", "feature"):
         run_dir = os.path.join(root, f"ENSEMBLE_{method}")
-        ensemble_runs.train_ensemble(
+        ensemble_run.train_ensemble(
             members, method, run_dir=run_dir, num_train_steps=2,
             batch_size=8, result_file=os.path.join(root, "results.txt"),
             log=lambda _: None)
@@ -314,7 +315,6 @@ def test_every_model_serves_under_every_loader(tmp_path):
     inputs, ensembles): train.py's saved_model/ runs serving_default under
     the TF1 loader and tf.saved_model.load like the Keras model, and
     serve_raw like predict.py."""
-    import experiment
 
     root = str(tmp_path)
     fold_dir = demo_corpus.generate(os.path.join(root, "demo"),
@@ -326,8 +326,8 @@ def test_every_model_serves_under_every_loader(tmp_path):
               line.split("\t")[1]) for line in lines]
     for label, run_dir in _train_every_model(root, fold_dir):
         export_dir = os.path.join(run_dir, "saved_model")
-        model, _ = experiment.load_trained_model(run_dir)
-        assets = inference.ServingAssets.from_export(export_dir)
+        model, _ = loading.load_trained_model(run_dir)
+        assets = serving.ServingAssets.from_export(export_dir)
         loaded = tf.saved_model.load(export_dir)
         # The Python features of a file hold every input the assets can
         # compute (e.g. prosody for a CNN_SPEC that reads none); the
@@ -337,7 +337,7 @@ def test_every_model_serves_under_every_loader(tmp_path):
         feeds = [{name: value
                   for name, value in assets.example(*item)[0].items()
                   if name in wanted} for item in items]
-        expected = _logits(predict.predict(export_dir, items)[0],
+        expected = _logits(prediction.predict(export_dir, items)[0],
                            assets.label_names)
         waveform, length = padded_waveforms([p for p, _ in items])
         raw, *default = tf1_run(export_dir, [("serve_raw", {
@@ -361,7 +361,7 @@ def test_every_model_serves_under_every_loader(tmp_path):
 
 
 def test_raw_signatures_are_skipped_when_not_computable():
-    assets = inference.ServingAssets.__new__(inference.ServingAssets)
+    assets = serving.ServingAssets.__new__(serving.ServingAssets)
     assets.metadata = {"inputs": {"mocap": {}, "text_ids": {}},
                        "model": {"name": "TRANSFORMER_FUSION"}}
     assert "mocap" in raw_serving.unsupported_reason(assets)

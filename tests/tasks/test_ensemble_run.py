@@ -1,4 +1,4 @@
-"""Ensemble runs: train.py --ensemble_members, evaluate.py and export on them."""
+"""Ensemble runs: train.py --ensemble_members, evaluate.py and export."""
 
 import json
 import os
@@ -9,14 +9,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import ensemble_runs
-import evaluate
-import experiment
 import train
 from models import ensembles
+from tasks import datasets
+from tasks import ensemble_run
+from tasks import evaluation
+from tasks import folds
+from tasks import loading
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def _quiet(_):
@@ -39,8 +42,8 @@ def runs(tmp_path_factory):
 
 
 def _member_probabilities(run_dirs, fold, split):
-    return [ensemble_runs.split_probabilities(
-        experiment.load_trained_model(run_dir)[0], fold.splits[split], 40)[0]
+    return [ensemble_run.split_probabilities(
+        loading.load_trained_model(run_dir)[0], fold.splits[split], 40)[0]
         for run_dir in run_dirs]
 
 
@@ -56,16 +59,16 @@ def test_keras_combination_equals_numpy(method):
     np.testing.assert_allclose(np.exp(out), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="weights"):
         ensembles.CombineProbabilities(method, None if weights
-                                             else [0.5, 0.5])
+                                       else [0.5, 0.5])
 
 
 def test_weighted_run_fits_on_dev_and_evaluates_exports(runs, tmp_path):
     root, fold_dir, run_dirs = runs
     result_file = tmp_path / "results.txt"
-    run_dir, result, line = ensemble_runs.train_ensemble(
+    run_dir, result, line = ensemble_run.train_ensemble(
         run_dirs, "weighted", run_dir=str(tmp_path / "e"),
         result_file=str(result_file), batch_size=16, log=_quiet)
-    fold = experiment.load_fold(fold_dir)
+    fold = folds.load_fold(fold_dir)
     dev = _member_probabilities(run_dirs, fold, "dev")
     test = _member_probabilities(run_dirs, fold, "test")
     weights = ensembles.fit_weights(dev, fold.splits["dev"].label)
@@ -81,13 +84,13 @@ def test_weighted_run_fits_on_dev_and_evaluates_exports(runs, tmp_path):
     assert result_file.read_text().count("\n") == 1
     assert "SE_ensemble" in line and "ARE+TRE" in line
     # evaluate.py rebuilds it from the member runs: same numbers.
-    evaluated = evaluate.evaluate(run_dir, "test", batch_size=5)
+    evaluated = evaluation.evaluate(run_dir, "test", batch_size=5)
     assert evaluated["wa"] == pytest.approx(expected_wa)
     # The export serves the combined probabilities over the union of inputs.
     served = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
     signature = served.signatures["serving_default"]
-    features, _ = next(iter(experiment.eval_dataset(fold.splits["test"], 16,
-                                                    40)))
+    features, _ = next(iter(datasets.eval_dataset(fold.splits["test"], 16,
+                                                  40)))
     out = signature(**{name: features[name]
                        for name in signature.structured_input_signature[1]})
     np.testing.assert_allclose(out["probabilities"].numpy(), combined,
@@ -96,7 +99,7 @@ def test_weighted_run_fits_on_dev_and_evaluates_exports(runs, tmp_path):
 
 def test_feature_run_trains_only_a_head(runs, tmp_path):
     _, _, run_dirs = runs
-    members = [experiment.load_trained_model(r)[0] for r in run_dirs]
+    members = [loading.load_trained_model(r)[0] for r in run_dirs]
     before = [w.numpy().copy() for m in members for w in m.weights]
     model = ensembles.build_feature_ensemble(members, 4, seed=0)
     # ARE's feature is e_A [4 + 35], TRE's the text state [4]: one head.
@@ -104,7 +107,7 @@ def test_feature_run_trains_only_a_head(runs, tmp_path):
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == head
     assert sorted(t.name for t in model.inputs) == sorted(
         {t.name for m in members for t in m.inputs})
-    run_dir, result, _ = ensemble_runs.train_ensemble(
+    run_dir, result, _ = ensemble_run.train_ensemble(
         run_dirs, "feature", run_dir=str(tmp_path / "f"),
         result_file=str(tmp_path / "r.txt"), num_train_steps=6,
         batch_size=16, lr=0.05, log=_quiet)
@@ -112,9 +115,9 @@ def test_feature_run_trains_only_a_head(runs, tmp_path):
     after = [w.numpy() for m in members for w in m.weights]
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)  # members stay frozen
-    loaded, config = experiment.load_trained_model(run_dir)
+    loaded, config = loading.load_trained_model(run_dir)
     assert config["model"]["name"] == "ENSEMBLE"
-    evaluated = evaluate.evaluate(run_dir, "test")
+    evaluated = evaluation.evaluate(run_dir, "test")
     assert evaluated["wa"] == pytest.approx(result.final_test["wa"])
     served = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
     batch = helpers.padded_batch([5, 3], [4, 2])
@@ -138,9 +141,9 @@ def test_cli_and_errors(runs, tmp_path):
     assert "member" in done.stdout and "[Result]" in done.stdout
     assert os.path.isfile(tmp_path / "avg" / "saved_model" / "saved_model.pb")
     with pytest.raises(ValueError, match="at least two runs"):
-        ensemble_runs.train_ensemble(run_dirs[:1])
+        ensemble_run.train_ensemble(run_dirs[:1])
     with pytest.raises(ValueError, match="Unknown ensemble method"):
-        ensemble_runs.train_ensemble(run_dirs, "vote")
+        ensemble_run.train_ensemble(run_dirs, "vote")
     other_fold = helpers.write_random_fold(root / "other", seed=5,
                                            vocab_size=31)
     other_run = str(root / "other_run")
@@ -148,4 +151,4 @@ def test_cli_and_errors(runs, tmp_path):
                 num_train_steps=2, hidden_dim_audio=4, encoder_size_audio=40,
                 export=False, result_file=str(root / "r.txt"), log=_quiet)
     with pytest.raises(ValueError, match="different fold folders"):
-        ensemble_runs.train_ensemble([run_dirs[0], other_run])
+        ensemble_run.train_ensemble([run_dirs[0], other_run])

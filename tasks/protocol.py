@@ -5,8 +5,9 @@
 `run_protocol`: for each model, for each fold of the build (the folds
 listed in `BUILD/manifest.json`, as `preprocessing.build_arrays` writes
 it; else every sub-folder holding a fold `manifest.json`), in sequence and
-in this process, it calls `train.train` (the same library call as
-train.py, every other flag passed through) with the run folder
+in this process, it calls the training function it is given (train.py's
+`train`, the same library call as train.py, every other flag passed
+through) with the run folder
 `OUT/<MODEL>/<fold>`.
 
 Resumable: a fold whose run finished (its `protocol_fold.json`, written
@@ -32,8 +33,14 @@ import io
 import json
 import os
 import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from common import atomic_files
+from models import metrics
+from tasks import evaluation
+from tasks import run_dir as run_files
 
 DONE_FILE = "protocol_fold.json"
 SUMMARY_JSON = "protocol.json"
@@ -41,7 +48,8 @@ SUMMARY_CSV = "protocol.csv"
 FOLDS_CSV = "protocol_folds.csv"
 
 
-def fold_dirs(fold_root, names=None):
+def fold_dirs(fold_root: str, names: Optional[Sequence[str]] = None
+              ) -> List[Tuple[str, str]]:
     """The folds of a build, in order: [(name, path)].
 
     Args:
@@ -89,19 +97,21 @@ def _read_json(path):
         return json.load(f)
 
 
-def fold_record(run_dir, wall_seconds):
+def fold_record(run_dir: str, wall_seconds: float) -> Dict[str, Any]:
     """What the summary keeps of one finished fold run."""
-    metrics = _read_json(os.path.join(run_dir, "metrics.json"))
-    test = metrics["test"]
+    run_metrics = _read_json(os.path.join(run_dir, "metrics.json"))
+    test = run_metrics["test"]
     return {"run_dir": os.path.abspath(run_dir),
             "wa": test["wa"], "ua": test["ua"],
-            "dev_wa": metrics["dev"]["wa"], "dev_ua": metrics["dev"]["ua"],
+            "dev_wa": run_metrics["dev"]["wa"],
+            "dev_ua": run_metrics["dev"]["ua"],
             "per_class_recall": test["per_class_recall"],
             "confusion_matrix": test["confusion_matrix"],
             "label_names": test["label_names"],
             "num_test": test["num_examples"],
-            "steps": metrics["steps"], "best_step": metrics["best_step"],
-            "train_seconds": metrics["train_seconds"],
+            "steps": run_metrics["steps"],
+            "best_step": run_metrics["best_step"],
+            "train_seconds": run_metrics["train_seconds"],
             "wall_seconds": wall_seconds}
 
 
@@ -110,14 +120,12 @@ def _mean_std(values):
     return float(values.mean()), float(values.std())
 
 
-def summarize_model(records):
+def summarize_model(records: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """Mean ± std over folds and pooled metrics of one model's folds.
 
     Args:
         records: dict fold name → `fold_record(...)`.
     """
-    from models import metrics
-
     folds = list(records.values())
     names = folds[0]["label_names"]
     pooled = np.sum([np.asarray(f["confusion_matrix"]) for f in folds],
@@ -147,8 +155,6 @@ def summarize_model(records):
 
 
 def _atomic_text(path, text):
-    from common import atomic_files
-
     atomic_files.atomic_write(path, lambda f: f.write(text))
 
 
@@ -160,7 +166,7 @@ def _csv_text(header, rows):
     return buffer.getvalue()
 
 
-def summary_csv(results):
+def summary_csv(results: Dict[str, Any]) -> str:
     """`protocol.csv`: one row per model."""
     names = next(iter(results.values()))["summary"]["label_names"]
     header = (["model", "folds", "ua_mean", "ua_std", "wa_mean", "wa_std",
@@ -180,7 +186,7 @@ def summary_csv(results):
     return _csv_text(header, rows)
 
 
-def folds_csv(results):
+def folds_csv(results: Dict[str, Any]) -> str:
     """`protocol_folds.csv`: one row per model and fold."""
     names = next(iter(results.values()))["summary"]["label_names"]
     header = (["model", "fold", "ua", "wa", "dev_ua", "dev_wa", "num_test"]
@@ -197,7 +203,7 @@ def folds_csv(results):
     return _csv_text(header, rows)
 
 
-def format_table(results):
+def format_table(results: Dict[str, Any]) -> str:
     """A markdown table: mean ± std over folds, per-class recall, time."""
     names = next(iter(results.values()))["summary"]["label_names"]
     lines = ["| model | folds | UA mean ± std | WA mean ± std | "
@@ -216,47 +222,43 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def write_outputs(output_dir, results, settings):
+def write_outputs(output_dir: str, results: Dict[str, Any],
+                  settings: Dict[str, Any]) -> None:
     """protocol.json, the two CSVs and one pooled confusion PNG per model."""
-    import evaluate
-    from models import run_files
-
     run_files.write_json(os.path.join(output_dir, SUMMARY_JSON),
                          {"settings": settings, "models": results})
     _atomic_text(os.path.join(output_dir, SUMMARY_CSV), summary_csv(results))
     _atomic_text(os.path.join(output_dir, FOLDS_CSV), folds_csv(results))
     for model, result in results.items():
         s = result["summary"]
-        evaluate.plot_confusion_matrix(
+        evaluation.plot_confusion_matrix(
             s["pooled_confusion_matrix"], s["label_names"],
             os.path.join(output_dir, f"{model}_confusion.png"),
             f"{model}, {s['folds']} folds pooled: UA {s['pooled_ua']:.3f} "
             f"(mean {s['ua_mean']:.3f} ± {s['ua_std']:.3f})")
 
 
-def run_protocol(fold_root, models, output_dir, train_kwargs=None,
-                 folds=None, log=print, train_fn=None):
+def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
+                 train_kwargs: Optional[Dict[str, Any]] = None,
+                 folds: Optional[Sequence[str]] = None,
+                 log: Callable[[str], None] = print, *,
+                 train_fn: Callable[..., Any]) -> Dict[str, Any]:
     """Trains every model on every fold (resumable); returns the results.
 
     Args:
         fold_root: str. A build folder.
         models: sequence of str. Model names (train.py's --model).
         output_dir: str. Run folders go to `<output_dir>/<MODEL>/<fold>`.
-        train_kwargs: dict. Other `train.train` arguments (flags, recipe);
+        train_kwargs: dict. Other `train_fn` arguments (flags, recipe);
             model, data_dir, run_dir and result_file are set here.
         folds: sequence of str or None. Only these folds.
         log: callable(str).
-        train_fn: callable like `train.train` (default: it).
+        train_fn: callable like train.py's `train` (called with model,
+            data_dir, run_dir, result_file, log and `train_kwargs`).
 
     Returns:
         dict model → {"folds": {fold: fold_record}, "summary": ...}.
     """
-    from models import run_files
-
-    if train_fn is None:
-        import train
-
-        train_fn = train.train
     if not models:
         raise ValueError("run_protocol: no models given.")
     train_kwargs = dict(train_kwargs or {})

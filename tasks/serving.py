@@ -1,5 +1,5 @@
-"""Glue for using a trained model: self-contained exports, prediction from
-wav files and transcripts, and explanations.
+"""Serving assets and self-contained exports: what turns a recording and a
+transcript into a trained model's inputs, stored inside its SavedModel.
 
 Train/serve skew is ruled out by construction: `export_run` stores inside the
 SavedModel (`assets/metadata.json`, `assets/vocabulary.json`; see
@@ -39,55 +39,62 @@ text) when the run's fold was built with `build_arrays --transcripts=asr` or
 `both`. An empty recognised text is fed as no words (text_length 0), as the
 ASR folds store it.
 
-`Predictor` serves a SavedModel written by `export_run` (nothing else
-needed), or a run folder (its `saved_model/` if that is such an export,
-otherwise the model is rebuilt from the run with the run's fold folder).
-`explain_example` / `summarize_words` compute integrated gradients,
-modality ablations and attention weights (`models/attribution.py`) for a
-Keras model on the same features.
+The `serve_raw` / `serve_wav` signatures that compute the same features in
+the graph are built by `tasks.raw_serving`; `tasks.prediction` serves an
+export, `tasks.explanation` explains a model on the same features.
 """
 
-import collections
-import io
 import json
 import os
+from typing import Any, Dict, List, Optional
 
+import keras
 import numpy as np
+import soundfile
+from absl import logging
 
-from models import attribution
 from models import export as export_lib
-from preprocessing import asr
 from preprocessing import audio_features
 from preprocessing import input_pipeline
-from preprocessing import manifest
 from preprocessing import reference_arrays
 from preprocessing import spectrogram
 from preprocessing import text_features
+from tasks import datasets
+from tasks import folds
+from tasks import loading
+from tasks import raw_serving
+from tasks import run_dir as run_files
 
 FORMAT = "multimodal-speech-emotion/inference"
+
+
 FORMAT_VERSION = 1
+
+
 VOCABULARY_ASSET = "vocabulary.json"
+
+
 FRAME_SECONDS = audio_features.FRAME_STEP / audio_features.SAMPLE_RATE
+
+
 TOKENIZER = "nltk NLTKWordTokenizer (Treebank, no punkt), lowercased"
+
+
 AUDIO_FEATURE_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody")
+
+
 WAVEFORM_INPUTS = input_pipeline.WAVEFORM_FEATURES
+
+
 LOG_MEL_INPUTS = input_pipeline.LOG_MEL_FEATURES
+
+
 TEXT_INPUTS = ("text_ids", "text_length")
+
+
 # Everything ServingAssets computes from a wav file and a transcript.
 SERVABLE_INPUTS = (AUDIO_FEATURE_INPUTS + WAVEFORM_INPUTS + LOG_MEL_INPUTS
                    + TEXT_INPUTS)
-# Relative completeness gap above which an IG result is flagged.
-COMPLETENESS_TOLERANCE = 0.05
-COMPLETENESS_WARNING = (
-    "Σ attributions misses f(x) − f(baseline) by more than 5%: the output "
-    "jumps along the straight path (seen with trained GRUs over long MFCC "
-    "sequences, whose final state can flip between attractors), and "
-    "gradients do not see a jump. Attributions are then incomplete: compare "
-    "with the modality ablation, or try another --steps.")
-ABLATION_BASELINE = ("an absent modality: audio = audio_length 0 (audio GRU "
-                     "state 0), zero MFCC frames and the prosody vector at "
-                     "the IG baseline; text = all ids PAD with text_length 0 "
-                     "(text GRU state and attention context 0)")
 
 
 class InferenceError(ValueError):
@@ -126,7 +133,7 @@ def _recorded_features(fold_manifest):
     return "numpy", _current_feature_parameters(), source
 
 
-def _vocabulary_list(vocabulary):
+def vocabulary_list(vocabulary: Dict[str, int]) -> List[str]:
     """dict token → id (ids 0..V-1) → list of tokens by id."""
     tokens = [None] * len(vocabulary)
     for token, index in vocabulary.items():
@@ -134,7 +141,9 @@ def _vocabulary_list(vocabulary):
     return tokens
 
 
-def serving_metadata(config, model, fold_manifest, vocabulary_size):
+def serving_metadata(config: Dict[str, Any], model: keras.Model,
+                     fold_manifest: Dict[str, Any],
+                     vocabulary_size: Optional[int]) -> Dict[str, Any]:
     """The inference metadata of a run (stored in its export).
 
     Args:
@@ -146,8 +155,6 @@ def serving_metadata(config, model, fold_manifest, vocabulary_size):
     Returns:
         JSON-able dict (see the README, "Prediction and explanations").
     """
-    import experiment
-
     input_names = [tensor.name for tensor in model.inputs]
     shapes = {tensor.name: tensor.shape for tensor in model.inputs}
     backend, parameters, source = _recorded_features(fold_manifest)
@@ -186,7 +193,7 @@ def serving_metadata(config, model, fold_manifest, vocabulary_size):
         metadata["waveform"] = {
             "sample_rate": audio_features.SAMPLE_RATE,
             "scale": "PCM16 / 32768, in [-1, 1)",
-            "max_samples": experiment.waveform_max_samples(model),
+            "max_samples": datasets.waveform_max_samples(model),
         }
     if "text_ids" in input_names:
         metadata["text"] = {
@@ -346,9 +353,6 @@ class ServingAssets:
             InferenceError: the fold folder changed since training (its
                 vocabulary might not be the model's).
         """
-        import experiment
-        from models import run_files
-
         config = config or run_files.read_json(
             os.path.join(run_dir, "config.json"))
         data_dir = config["data"]["data_dir"]
@@ -359,7 +363,7 @@ class ServingAssets:
                 "parameters (an export made by `python export.py "
                 f"--run_dir={run_dir}` carries them instead).")
         digest = config["data"].get("digest")
-        if digest and experiment.manifest_digest(data_dir) != digest:
+        if digest and folds.manifest_digest(data_dir) != digest:
             raise InferenceError(
                 f"{data_dir}: its manifest.json/dic.pkl changed since the run "
                 f"{run_dir} trained on it, so its vocabulary may not be the "
@@ -386,8 +390,6 @@ class ServingAssets:
         Raises:
             reference_arrays.DataError: missing, unreadable or empty file.
         """
-        import soundfile
-
         if os.path.isfile(wav_path) and os.path.getsize(wav_path) == 0:
             raise reference_arrays.DataError(f"{wav_path}: empty file (0 "
                                              "bytes).")
@@ -580,14 +582,16 @@ class ServingAssets:
         return features, info
 
 
-def export_run(run_dir, export_dir=None, model=None, overwrite=None):
+def export_run(run_dir: str, export_dir: Optional[str] = None,
+               model: Optional[keras.Model] = None,
+               overwrite: Optional[bool] = None) -> str:
     """Exports a run as a SavedModel that predicts from wav + text alone.
 
     Label names, feature parameters, encoder size, text width and the
     vocabulary (from the run's fold folder `dic.pkl`) are stored as assets
     (see `ServingAssets`), and, when the model's inputs can be computed from
     a recording and a transcript, the `serve_raw` and `serve_wav`
-    signatures compute them in the graph (`raw_serving.py`).
+    signatures compute them in the graph (`tasks.raw_serving`).
 
     Args:
         run_dir: str. Run folder written by train.py (config.json; and
@@ -607,10 +611,6 @@ def export_run(run_dir, export_dir=None, model=None, overwrite=None):
         export_lib.ExportError: `export_dir` holds something else than an
             earlier export (left untouched), or one and not `overwrite`.
     """
-    import experiment
-    import raw_serving
-    from models import run_files
-
     default_dir = os.path.join(run_dir, "saved_model")
     export_dir = export_dir or default_dir
     if overwrite is None:
@@ -621,16 +621,15 @@ def export_run(run_dir, export_dir=None, model=None, overwrite=None):
     export_lib.check_target(export_dir, overwrite)
     config = run_files.read_json(os.path.join(run_dir, "config.json"))
     if model is None:
-        model, config = experiment.load_trained_model(run_dir)
+        model, config = loading.load_trained_model(run_dir)
     assets = ServingAssets.from_run(run_dir, model, config)
     source = assets.metadata.get("audio", {}).get("parameters_source", "")
     if source.startswith("assumed"):
-        from absl import logging
         logging.warning("%s: %s.", config["data"]["data_dir"], source)
     files = {}
     if assets.vocabulary is not None:
         files[VOCABULARY_ASSET] = json.dumps(
-            _vocabulary_list(assets.vocabulary), ensure_ascii=False)
+            vocabulary_list(assets.vocabulary), ensure_ascii=False)
     metadata = dict(assets.metadata)
     metadata.pop("inputs")  # export_saved_model writes the model's own.
     signatures, resources = raw_serving.raw_input_signatures(assets)
@@ -644,532 +643,9 @@ def export_run(run_dir, export_dir=None, model=None, overwrite=None):
         overwrite=overwrite)
 
 
-def is_inference_export(directory):
+def is_inference_export(directory: str) -> bool:
     """Whether `directory` is a SavedModel written by `export_run`."""
     try:
         return export_lib.read_metadata(directory).get("format") == FORMAT
     except (FileNotFoundError, ValueError):
         return False
-
-
-ENGINES = ("python", "graph")
-
-
-class Predictor:
-    """Emotion probabilities from wav files and transcripts.
-
-    Build it with `Predictor.load(model_dir, engine)`. Engines:
-
-    * "python": the features are computed here (`ServingAssets.example`)
-      and fed to `serving_default`;
-    * "graph": the waveform and transcript are fed to `serve_raw`, which
-      computes the features in the graph (`raw_serving.py`), as a TF
-      Serving client would use the export.
-
-    Attributes:
-        assets: `ServingAssets`.
-        source: str. What was loaded (export folder, or the run rebuilt).
-        engine: str. One of ENGINES.
-    """
-
-    def __init__(self, serve, assets, source, keep=None, engine="python"):
-        self._serve = serve
-        self._keep = keep  # Keeps a loaded SavedModel's objects alive.
-        self.assets = assets
-        self.source = source
-        self.engine = engine
-
-    @classmethod
-    def load(cls, model_dir, engine="python"):
-        """Loads a SavedModel from `export_run`, or a run folder.
-
-        A run folder uses its `saved_model/` when that carries the
-        inference assets; otherwise the model is rebuilt from config.json
-        and model.weights.h5 and the assets come from its fold folder (the
-        graph engine then traces `serve_raw` in memory).
-
-        Raises:
-            FileNotFoundError: neither a SavedModel nor a run folder.
-            InferenceError: a SavedModel without inference assets (an
-                older export: re-export it with export.py), a model with an
-                input not computable from a wav and a transcript (e.g. a
-                side input from a fold extra), or the graph engine on an
-                export without `serve_raw`.
-        """
-        import tensorflow as tf
-
-        import raw_serving
-
-        if engine not in ENGINES:
-            raise InferenceError(f"engine {engine!r}: expected one of "
-                                 f"{ENGINES}.")
-        signature = ("serving_default" if engine == "python"
-                     else raw_serving.RAW_SIGNATURE)
-        if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
-            if not is_inference_export(model_dir):
-                raise InferenceError(
-                    f"{model_dir}: a SavedModel without inference assets "
-                    "(vocabulary, feature parameters); re-export its run "
-                    "with `python export.py --run_dir=<run>`.")
-            assets = ServingAssets.from_export(model_dir)
-            assets.check_servable(model_dir)
-            loaded = tf.saved_model.load(model_dir)
-            if signature not in loaded.signatures:
-                why = assets.metadata.get(
-                    "raw_signatures_missing",
-                    "it was exported before serve_raw existed; re-export "
-                    "its run with `python export.py --run_dir=<run>`")
-                raise InferenceError(
-                    f"{model_dir}: no {signature} signature ({why}); use "
-                    "--engine=python.")
-            serve = loaded.signatures[signature]
-
-            def call(features):
-                return serve(**{name: tf.constant(value)
-                                for name, value in features.items()})
-            return cls(call, assets, os.path.abspath(model_dir), loaded,
-                       engine)
-        if os.path.isfile(os.path.join(model_dir, "config.json")):
-            exported = os.path.join(model_dir, "saved_model")
-            if is_inference_export(exported):
-                return cls.load(exported, engine)
-            import experiment
-
-            model, config = experiment.load_trained_model(model_dir)
-            assets = ServingAssets.from_run(model_dir, model, config)
-            assets.check_servable(model_dir)
-            if engine == "python":
-                serve = export_lib.serving_function(model,
-                                                    assets.label_names)
-            else:
-                signatures, resources = raw_serving.raw_input_signatures(
-                    assets)
-                if not signatures:
-                    raise InferenceError(
-                        f"{model_dir}: no {signature} for this model ("
-                        f"{raw_serving.unsupported_reason(assets)}); use "
-                        "--engine=python.")
-                serve = export_lib.serving_function(
-                    model, assets.label_names, signatures,
-                    resources)[signature]
-
-            def call(features):
-                return serve({name: tf.constant(value)
-                              for name, value in features.items()})
-            return cls(call, assets,
-                       f"{os.path.abspath(model_dir)} (rebuilt run)", model,
-                       engine)
-        raise FileNotFoundError(
-            f"{model_dir}: neither a SavedModel (saved_model.pb) nor a run "
-            "folder (config.json).")
-
-    @property
-    def label_names(self):
-        return self.assets.label_names
-
-    def predict_features(self, features):
-        """Runs the serving function on a batch of its inputs (the model's
-        inputs; with the graph engine, those of `serve_raw`).
-
-        Returns:
-            dict: logits, probabilities float32 [B, C]; predicted_label
-            int32 [B].
-        """
-        names = (self.assets.input_names if self.engine == "python"
-                 else ("waveform", "waveform_length", "transcript"))
-        outputs = self._serve({name: features[name] for name in names})
-        return {key: np.asarray(outputs[key])
-                for key in ("logits", "probabilities", "predicted_label")}
-
-    def predict_file(self, wav_path, transcript=None, recognized_by=None):
-        """Prediction of one utterance as a JSON-able dict.
-
-        Any failure specific to this file (unreadable or empty audio, no
-        transcript for a text model) is returned as {"file", "error"}
-        instead of raised, so that other files still get predicted.
-        `recognized_by` (a recogniser spec) marks an ASR transcript.
-        """
-        result = {"file": wav_path, "transcript": transcript}
-        if recognized_by:
-            result["transcript_source"] = f"asr {recognized_by}"
-        try:
-            example = (self.assets.example if self.engine == "python"
-                       else self.assets.raw_example)
-            features, info = example(wav_path, transcript,
-                                     recognized=bool(recognized_by))
-            outputs = self.predict_features(features)
-        except Exception as error:  # noqa: BLE001 - one file must not
-            # stop the others; the message names the file and the cause.
-            message = str(error)
-            if not isinstance(error, (ValueError, OSError)):
-                message = f"{type(error).__name__}: {message}"
-            if wav_path not in message:
-                message = f"{wav_path}: {message}"
-            result["error"] = message
-            return result
-        label = int(outputs["predicted_label"][0])
-        result.update(
-            predicted=self.label_names[label], predicted_label=label,
-            probabilities=dict(zip(self.label_names, map(
-                float, outputs["probabilities"][0]))),
-            logits=dict(zip(self.label_names, map(float,
-                                                   outputs["logits"][0]))),
-            **info)
-        if not result["notes"]:
-            del result["notes"]
-        return result
-
-    def predict_files(self, items, recognizer=None, num_workers=1,
-                      asr_cache_dir=None):
-        """Predicts each (wav_path, transcript or None); one dict per item.
-
-        With a `recognizer` (`asr.Recognizer`), a text model's files without
-        a transcript are transcribed first (in parallel, cached in
-        `asr_cache_dir` if given); a given transcript always wins. Models
-        without text never run it.
-        """
-        items = list(items)
-        sources = [None] * len(items)
-        missing = [i for i, (_, text) in enumerate(items)
-                   if text is None or not str(text).strip()]
-        if recognizer is not None and self.assets.uses_text and missing:
-            heard = asr.transcribe_many(
-                recognizer, [items[i][0] for i in missing],
-                num_workers=num_workers, progress=len(missing) > 1,
-                cache_dir=asr_cache_dir, on_error="return")
-            for i, result in zip(missing, heard):
-                # An unreadable file keeps no transcript: predict_file
-                # reports its audio error.
-                if isinstance(result, asr.Transcription):
-                    items[i] = (items[i][0], result.text)
-                    sources[i] = recognizer.spec
-        return [self.predict_file(path, transcript, source)
-                for (path, transcript), source in zip(items, sources)]
-
-
-def recognizer_for(assets, spec=None):
-    """The recogniser for a model's files without a transcript.
-
-    Args:
-        assets: `ServingAssets`.
-        spec: str or None. `--asr`; None = the one recorded in the export.
-
-    Returns:
-        `asr.Recognizer`, or None (a model without text, or nothing given
-        or recorded).
-
-    Raises:
-        asr.AsrError: the recogniser is not installed or cannot be loaded.
-    """
-    if not assets.uses_text:
-        return None
-    spec = spec or (assets.metadata["text"].get("asr") or {}).get("spec")
-    return asr.make_recognizer(spec) if spec else None
-
-
-# ---- command-line inputs and outputs ------------------------------------
-
-def read_text_file(path):
-    """One transcript per line (empty line: none), in file order."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing transcript file.")
-    # Not UTF-8: a DataError naming the file and line.
-    text = io.StringIO(manifest.read_utf8(path), newline=None)
-    return [line.rstrip("\r\n").strip() or None for line in text]
-
-
-def read_manifest(path):
-    """(wav path, transcript or None) per row of a CSV/TSV manifest.
-
-    The one manifest parser of training (`preprocessing.manifest`): a wav
-    column (wav, wav_path, path, audio, file) and optionally a transcript
-    column (transcript, text, transcription); relative wav paths are
-    resolved against the manifest's folder.
-
-    Raises:
-        reference_arrays.DataError: missing file, no header, no wav column
-            or a bad row (naming its line).
-    """
-    return manifest.read_wav_transcripts(path)
-
-
-def format_table(results, label_names):
-    """A fixed-width table: file, prediction, one column per class, notes."""
-    names = [os.path.basename(r["file"]) or r["file"] for r in results]
-    width = max([len("file")] + [len(n) for n in names])
-    columns = [max(7, len(name)) for name in label_names]
-    header = (f"{'file':<{width}}  {'predicted':<9}  "
-              + "  ".join(f"{n:>{w}}" for n, w in zip(label_names, columns))
-              + "  notes")
-    lines = [header, "-" * len(header)]
-    for name, result in zip(names, results):
-        if "error" in result:
-            lines.append(f"{name:<{width}}  ERROR      {result['error']}")
-            continue
-        notes = list(result.get("notes", []))
-        if result.get("unknown_words"):
-            notes.append(f"{len(result['unknown_words'])} unknown word(s): "
-                         + ", ".join(result["unknown_words"][:5]))
-        if result.get("transcript_source"):
-            heard = result["transcript"] or ""
-            notes.append("heard: " + (repr(heard) if len(heard) <= 60
-                                      else repr(heard[:57] + "...")))
-        if result.get("resampled_to"):
-            notes.append(f"resampled from {result['sample_rate']} Hz")
-        if result.get("frames", 0) > result.get("frames_used", 0):
-            notes.append(f"first {result['frames_used']} of "
-                         f"{result['frames']} frames")
-        probabilities = "  ".join(
-            f"{result['probabilities'][n]:>{w}.3f}"
-            for n, w in zip(label_names, columns))
-        lines.append(f"{name:<{width}}  {result['predicted']:<9}  "
-                     f"{probabilities}  {'; '.join(notes)}")
-    return "\n".join(lines)
-
-
-# ---- explanations -------------------------------------------------------
-
-def fold_example(split, index, encoder_size_audio, names):
-    """Model inputs (batch of 1) of row `index` of a fold split, exactly as
-    the evaluation pipeline feeds it (lengths clipped to the encoder size,
-    frames cropped to the clipped length)."""
-    if not 0 <= index < len(split):
-        raise IndexError(f"index {index} outside 0..{len(split) - 1}.")
-    used = int(min(split.seq_len[index], encoder_size_audio,
-                   split.mfcc.shape[1]))
-    ids = np.asarray(split.text_ids[index:index + 1], np.int32)
-    features = {
-        "audio_mfcc": np.asarray(split.mfcc[index:index + 1, :max(used, 1)],
-                                 np.float32),
-        "audio_length": np.array([used], np.int32),
-        "audio_prosody": np.asarray(split.prosody[index:index + 1],
-                                    np.float32),
-        "text_ids": ids,
-        "text_length": input_pipeline.text_lengths(ids),
-    }
-    missing = [name for name in names if name not in features]
-    if missing:
-        raise InferenceError(f"Cannot build inputs {missing} from a fold "
-                             "row (explanations support the Yoon models).")
-    return {name: features[name] for name in names}
-
-
-def _words(features, tokens, vocabulary_tokens, values):
-    """Per real word: position, token, id, unknown flag and a value."""
-    ids = features["text_ids"][0]
-    length = int(features["text_length"][0])
-    words = []
-    for position in range(length):
-        token_id = int(ids[position])
-        token = (tokens[position] if tokens is not None
-                 and position < len(tokens) else
-                 vocabulary_tokens[token_id] if vocabulary_tokens else
-                 str(token_id))
-        words.append({"position": position, "token": token, "id": token_id,
-                      "unknown": token_id == text_features.UNK_ID,
-                      "value": float(values[position])})
-    return words
-
-
-def explain_example(model, features, label_names, tokens=None,
-                    vocabulary=None, prosody_names=None, steps=64,
-                    target=None, baseline="auto", explainer=None):
-    """Integrated gradients, modality ablation and attention of one example.
-
-    Args:
-        model: keras.Model (a Yoon model).
-        features: dict name → array [1, ...] of its inputs.
-        label_names: sequence of str.
-        tokens: list of str or None. The words behind `text_ids` (e.g. with
-            unknown words spelled out); None: looked up in `vocabulary`.
-        vocabulary: dict token → id or None.
-        prosody_names: sequence of 35 str or None.
-        steps: int. IG quadrature points.
-        target: int, class name or None (the predicted class).
-        baseline: "auto" or "zero", see `models/attribution.py`.
-        explainer: `attribution.Explainer` to reuse, or None.
-
-    Returns:
-        JSON-able dict: logits, probabilities, predicted, target,
-        integrated_gradients (words, frames, prosody, sums and completeness
-        gap), modalities (ablation conditions and Shapley shares) and
-        attention (MDREA).
-    """
-    explainer = explainer or attribution.Explainer(model, baseline=baseline)
-    if any(name in explainer.input_names
-           for name in WAVEFORM_INPUTS + LOG_MEL_INPUTS):
-        raise InferenceError("Explanations support the Yoon models (MFCC, "
-                             "prosody, words); wav2vec2 and log-mel models "
-                             "can only be used for prediction.")
-    label_names = list(label_names)
-    if isinstance(target, str):
-        if target not in label_names:
-            raise InferenceError(f"target {target!r}: not one of "
-                                 f"{label_names}.")
-        target = label_names.index(target)
-    logits = explainer.logits(features)[0]
-    probabilities = _softmax(logits)
-    predicted = int(np.argmax(logits))
-    target = predicted if target is None else int(target)
-    ig = explainer.integrated_gradients(features, target=target, steps=steps)
-    difference = ig.output - ig.baseline_output
-    sums = {name: float(value.sum()) for name, value in ig.inputs.items()}
-    relative_gap = abs(ig.completeness_gap) / max(abs(difference), 1e-12)
-    result = {
-        "model": model.name,
-        "label_names": label_names,
-        "logits": dict(zip(label_names, map(float, logits))),
-        "probabilities": dict(zip(label_names, map(float, probabilities))),
-        "predicted": label_names[predicted],
-        "target": label_names[target],
-        "integrated_gradients": {
-            "explains": f"logit of {label_names[target]!r}",
-            "baseline": explainer.describe_baseline(),
-            "steps": ig.steps, "method": ig.method,
-            "output": ig.output, "baseline_output": ig.baseline_output,
-            "output_difference": difference,
-            "sum": ig.total,
-            "completeness_gap": ig.completeness_gap,
-            "relative_gap": relative_gap,
-            "completeness_ok": relative_gap <= COMPLETENESS_TOLERANCE,
-            "by_input": sums,
-        },
-    }
-    section = result["integrated_gradients"]
-    if relative_gap > COMPLETENESS_TOLERANCE:
-        section["warning"] = COMPLETENESS_WARNING
-    if "audio_mfcc" in ig.inputs:
-        length = int(features["audio_length"][0])
-        section["frame_seconds"] = FRAME_SECONDS
-        section["frames"] = [float(v) for v in
-                             ig.per_step("audio_mfcc")[:length]]
-    if "audio_prosody" in ig.inputs:
-        names = list(prosody_names or
-                     [f"prosody_{i}" for i in
-                      range(len(ig.inputs["audio_prosody"]))])
-        section["prosody"] = [
-            {"name": name, "value": float(value), "attribution": float(a)}
-            for name, value, a in zip(names, features["audio_prosody"][0],
-                                      ig.inputs["audio_prosody"])]
-    vocabulary_tokens = (_vocabulary_list(vocabulary) if vocabulary
-                         else None)
-    if attribution.EMBEDDED_TEXT in ig.inputs:
-        words = _words(features, tokens, vocabulary_tokens,
-                       ig.per_step(attribution.EMBEDDED_TEXT))
-        for word in words:
-            word["attribution"] = word.pop("value")
-        section["words"] = words
-    ablation = explainer.modality_ablation(features)
-    target_logit = {c: float(v[target]) for c, v in ablation.items()}
-    target_probability = {c: float(_softmax(v)[target])
-                          for c, v in ablation.items()}
-    result["modalities"] = {
-        "baseline": ABLATION_BASELINE,
-        "conditions": {
-            condition: {
-                "probabilities": dict(zip(label_names,
-                                          map(float, _softmax(values)))),
-                "target_logit": target_logit[condition],
-                "target_probability": target_probability[condition]}
-            for condition, values in ablation.items()},
-        "shapley_logit": attribution.shapley_modalities(target_logit),
-        "shapley_probability": attribution.shapley_modalities(
-            target_probability),
-    }
-    weights = explainer.attention_weights(features)
-    if weights is not None:
-        weights = weights[0]
-        words = _words(features, tokens, vocabulary_tokens, weights)
-        for word in words:
-            word["weight"] = word.pop("value")
-        result["attention"] = {
-            "words": words,
-            "mass_on_words": float(sum(w["weight"] for w in words)),
-            "mass_on_padding": float(weights[len(words):].sum()),
-        }
-    return result
-
-
-def _softmax(logits):
-    logits = np.asarray(logits, np.float64)
-    exp = np.exp(logits - logits.max())
-    return exp / exp.sum()
-
-
-def summarize_words(model, split, encoder_size_audio, vocabulary,
-                    label_names, steps=32, max_examples=None, top_k=10,
-                    min_count=2, baseline="auto", log=None):
-    """Words with the highest mean IG attribution per predicted class.
-
-    Every example of `split` (up to `max_examples`) is explained for its
-    predicted class (integrated gradients of that logit, embedding-space
-    for words, as `explain_example`); each word's attribution is averaged
-    over its occurrences in utterances predicted as that class.
-
-    Args:
-        model: keras.Model with a text input.
-        split: `reference_arrays.Split`.
-        encoder_size_audio: int.
-        vocabulary: dict token → id.
-        label_names: sequence of str.
-        steps: int. IG points per example.
-        max_examples: int or None. The first examples only.
-        top_k: int. Words listed per class.
-        min_count: int. Words seen fewer times in a class are not listed
-            (a single occurrence says little).
-        baseline: "auto" or "zero", see `models/attribution.py`.
-        log: callable(str) or None. Progress.
-
-    Returns:
-        JSON-able dict: per class the number of examples predicted as it
-        and `top_words` [{token, mean_attribution, count}], best first;
-        plus the settings used.
-    """
-    explainer = attribution.Explainer(model, baseline=baseline)
-    if attribution.EMBEDDED_TEXT not in explainer.attributed:
-        raise InferenceError(f"{model.name} reads no words; a word summary "
-                             "needs a text model (TRE, MDRE, MDREA).")
-    tokens = _vocabulary_list(vocabulary)
-    label_names = list(label_names)
-    count = len(split) if max_examples is None else min(len(split),
-                                                        max_examples)
-    sums = collections.defaultdict(lambda: collections.defaultdict(float))
-    counts = collections.defaultdict(collections.Counter)
-    per_class = collections.Counter()
-    gaps = []
-    for index in range(count):
-        features = fold_example(split, index, encoder_size_audio,
-                                explainer.input_names)
-        ig = explainer.integrated_gradients(features, steps=steps)
-        per_class[ig.target] += 1
-        gaps.append(abs(ig.completeness_gap) / max(
-            abs(ig.output - ig.baseline_output), 1e-12))
-        values = ig.per_step(attribution.EMBEDDED_TEXT)
-        for position in range(int(features["text_length"][0])):
-            token = tokens[int(features["text_ids"][0, position])]
-            sums[ig.target][token] += float(values[position])
-            counts[ig.target][token] += 1
-        if log and (index + 1) % 25 == 0:
-            log(f"[summary] {index + 1}/{count}")
-    classes = {}
-    for label, name in enumerate(label_names):
-        means = [(token, sums[label][token] / n, n)
-                 for token, n in counts[label].items() if n >= min_count]
-        means.sort(key=lambda item: (-item[1], item[0]))
-        classes[name] = {
-            "num_predicted": per_class[label],
-            "top_words": [{"token": t, "mean_attribution": m, "count": n}
-                          for t, m, n in means[:top_k]]}
-    return {
-        "explains": "logit of the predicted class; words in embedding "
-                    "space against " + explainer.describe_baseline(),
-        "num_examples": count, "steps": steps, "top_k": top_k,
-        "min_count": min_count,
-        "completeness": {
-            "median_relative_gap": float(np.median(gaps)) if gaps else 0.0,
-            "num_over_tolerance": int(sum(g > COMPLETENESS_TOLERANCE
-                                          for g in gaps)),
-            "tolerance": COMPLETENESS_TOLERANCE,
-        },
-        "classes": classes,
-    }

@@ -8,11 +8,14 @@ import sys
 
 import pytest
 
-import explain
-import inference
+from apps import predict as predict_app
+from tasks import explanation as explanation_lib
+from tasks import prediction
+from tasks import serving
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -62,7 +65,7 @@ def test_predict_prints_a_table_and_writes_json(demo, tmp_path):
     assert sum(first["probabilities"].values()) == pytest.approx(1.0,
                                                                  abs=1e-5)
     # The same numbers as the library gives.
-    predictor = inference.Predictor.load(demo["export_dir"])
+    predictor = prediction.Predictor.load(demo["export_dir"])
     direct = predictor.predict_file(good["wav_path"], good["transcript"])
     for name, value in direct["probabilities"].items():
         assert first["probabilities"][name] == pytest.approx(value,
@@ -70,7 +73,6 @@ def test_predict_prints_a_table_and_writes_json(demo, tmp_path):
 
 
 def test_predict_exit_status_is_one_when_every_file_fails(demo, tmp_path):
-    import predict
 
     manifest = tmp_path / "list.tsv"
     empty = tmp_path / "empty.wav"
@@ -78,17 +80,20 @@ def test_predict_exit_status_is_one_when_every_file_fails(demo, tmp_path):
     manifest.write_text(f"wav_path\ttranscript\n{empty}\thello\n"
                         f"{demo['rows'][0]['wav_path']}\t\n")
     printed = []
-    status = predict.run(demo["export_dir"], [], manifest=str(manifest),
-                         log=printed.append)
+    status = predict_app.predict_and_report(
+        demo["export_dir"], [], manifest=str(manifest), log=printed.append)
     assert status == 1
     assert printed[-1] == "0 of 2 file(s) predicted"
     assert "no transcript" in printed[0] and "empty.wav" in printed[0]
     printed.clear()
     row = demo["rows"][0]
-    assert predict.run(demo["run_dir"], [row["wav_path"]],
-                       texts=[row["transcript"]], log=printed.append) == 0
-    with pytest.raises(predict.app.UsageError, match="exactly one per file"):
-        predict.run(demo["run_dir"], [row["wav_path"]], texts=["a", "b"])
+    assert predict_app.predict_and_report(
+        demo["run_dir"], [row["wav_path"]], texts=[row["transcript"]],
+        log=printed.append) == 0
+    with pytest.raises(predict_app.app.UsageError,
+                       match="exactly one per file"):
+        predict_app.predict_and_report(demo["run_dir"], [row["wav_path"]],
+                                       texts=["a", "b"])
 
 
 def test_explain_a_demo_utterance(demo, tmp_path):
@@ -134,7 +139,7 @@ def test_explain_a_demo_utterance(demo, tmp_path):
 
 def test_explain_a_wav_with_transcript(demo, tmp_path):
     row = demo["rows"][5]
-    explanation, paths = explain.explain(
+    explanation, paths = explanation_lib.explain(
         demo["run_dir"], str(tmp_path / "wav"), wav=row["wav_path"],
         text=row["transcript"] + " qqqzzz", steps=16, target="sad")
     assert explanation["target"] == "sad"
@@ -148,9 +153,9 @@ def test_explain_a_wav_with_transcript(demo, tmp_path):
 
 
 def test_word_summary_per_predicted_class(demo, tmp_path):
-    result, path = explain.summary(demo["run_dir"], str(tmp_path / "sum"),
-                                   split="dev", steps=8, min_count=1,
-                                   top_k=3, log=None)
+    result, path = explanation_lib.summary(
+        demo["run_dir"], str(tmp_path / "sum"), split="dev", steps=8,
+        min_count=1, top_k=3, log=None)
     assert os.path.isfile(path)
     with open(path) as f:
         assert json.load(f)["classes"] == result["classes"]

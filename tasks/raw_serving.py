@@ -19,11 +19,11 @@ The model inputs are computed in the graph with the TensorFlow ops of
 `preprocessing/graph_features.py` (MFCC-E-D-A, prosody functionals,
 tokenisation and vocabulary lookup), `preprocessing/spectrogram.py` (log-mel)
 or taken as they are (wav2vec2 models), and cut exactly as
-`inference.ServingAssets` cuts them for `predict.py`: the first
+`tasks.serving.ServingAssets` cuts them for `predict.py`: the first
 `encoder_size_audio` frames, at least one (zero) frame, the waveform clipped
 to the encoder's `max_samples`, ids right-padded to the text width. So a
 TF Serving, TFLite or C++ client needs no librosa, nltk or Python, and the
-features cannot drift from training (`tests/test_raw_serving.py`).
+features cannot drift from training (`tests/tasks/test_raw_serving.py`).
 
 `raw_input_signatures` returns nothing for a model whose inputs cannot all
 be computed from a recording and a transcript (a side input from a fold
@@ -34,6 +34,7 @@ such an export has `serving_default` only.
 import tensorflow as tf
 
 from preprocessing import audio_features
+from preprocessing import graph_features
 from preprocessing import spectrogram
 
 RAW_SIGNATURE = "serve_raw"
@@ -76,8 +77,6 @@ def _at_least_one_frame(values, lengths, size):
 def _features_function(assets):
     """(to_inputs, resources): to_inputs maps the `serve_raw` inputs to the
     model's inputs (a dict of tensors); resources are its lookup tables."""
-    from preprocessing import graph_features
-
     metadata = assets.metadata
     names = set(assets.input_names)
     vectorizer = None
@@ -162,7 +161,7 @@ def raw_input_signatures(assets):
     """The `serve_raw` and `serve_wav` signatures of an export.
 
     Args:
-        assets: `inference.ServingAssets` of the model.
+        assets: `tasks.serving.ServingAssets` of the model.
 
     Returns:
         (input_signatures, resources) for `models.export.export_saved_model`

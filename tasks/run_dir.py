@@ -1,4 +1,6 @@
-"""What a training run leaves on disk: its name, config JSON, result line.
+"""What a run folder holds and how it is named: the run name, settings
+checked before anything is written, `config.json` and the other JSON files
+(written atomically, `common.atomic_files`), and the result line.
 
 `TEST_run_result.txt` keeps the original's five tab-separated fields (local
 time, dataset name, run name, best dev accuracy, test accuracy at the best
@@ -11,24 +13,20 @@ A run folder puts one line there, ever (`record_result`,
 import json
 import os
 import time
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from common import atomic_files
+from common.errors import RunError
 
 RESULT_FILE = "TEST_run_result.txt"
 # What a finished run records: its result line and the file it went to.
 FINISHED_NAME = "result.json"
+CONFIG_NAME = "config.json"
 
 
-class RunError(ValueError):
-    """A run folder, or a run's settings, that cannot be used as asked.
-
-    A user error (the binaries print it as one line and exit 1), not a bug:
-    a bad flag value, a run name that would leave the output folder, a
-    damaged or unreadable checkpoint, a corrupt run file.
-    """
-
-
-def run_name(prefix, dataset, batch_size, model_parts, timestamp=None):
+def run_name(prefix: str, dataset: str, batch_size: int,
+             model_parts: Sequence[Tuple[str, Any]],
+             timestamp: Optional[time.struct_time] = None) -> str:
     """The original's graph_name: prefix_D<data>_b<batch>..._MM-DD-HH-MM.
 
     Args:
@@ -45,7 +43,7 @@ def run_name(prefix, dataset, batch_size, model_parts, timestamp=None):
     return "".join(parts) + "_" + stamp
 
 
-def check_run_name(name, what="run name"):
+def check_run_name(name: str, what: str = "run name") -> str:
     """Refuses a run name that is not one plain folder name (so that
     `<output_dir>/<name>` stays inside --output_dir).
 
@@ -61,7 +59,8 @@ def check_run_name(name, what="run name"):
     return name
 
 
-def result_line(dataset, name, best_dev_accuracy, test_accuracy, test_ua):
+def result_line(dataset: str, name: str, best_dev_accuracy: float,
+                test_accuracy: float, test_ua: float) -> str:
     """The tab-separated result line of a run (without the newline)."""
     fields = [time.strftime("%Y-%m-%d %H:%M"), dataset, name,
               _py2_str(best_dev_accuracy), _py2_str(test_accuracy),
@@ -69,7 +68,7 @@ def result_line(dataset, name, best_dev_accuracy, test_accuracy, test_ua):
     return "\t".join(fields)
 
 
-def append_line(path, line):
+def append_line(path: str, line: str) -> None:
     """Appends `line` and a newline with one `write` on an O_APPEND
     descriptor; creates the file if needed.
 
@@ -90,8 +89,9 @@ def append_line(path, line):
         raise atomic_files.named(error, path) from None
 
 
-def append_result(path, dataset, name, best_dev_accuracy, test_accuracy,
-                  test_ua):
+def append_result(path: str, dataset: str, name: str,
+                  best_dev_accuracy: float, test_accuracy: float,
+                  test_ua: float) -> str:
     """Appends one result line atomically; creates the file if needed.
 
     Returns:
@@ -103,7 +103,7 @@ def append_result(path, dataset, name, best_dev_accuracy, test_accuracy,
     return line
 
 
-def record_result(run_dir, result_file, line):
+def record_result(run_dir: str, result_file: str, line: str) -> None:
     """Finishes a run: its line goes into `result_file` exactly once.
 
     The line and the file are first written to `<run_dir>/result.json`,
@@ -123,7 +123,7 @@ def _has_line(path, line):
         return any(existing.rstrip("\n") == line for existing in f)
 
 
-def finished_result(run_dir, result_file):
+def finished_result(run_dir: str, result_file: str) -> Optional[str]:
     """The result line of a finished run, or None if it has not finished.
 
     A run is finished when `record_result` wrote its `result.json`; if the
@@ -168,9 +168,8 @@ def _py2_str(value):
     return "%.12g" % float(value)
 
 
-def write_json(path, data):
+def write_json(path: str, data: Any) -> None:
     """Writes JSON atomically (temporary file in the same folder, renamed)."""
-
     def write(f):
         json.dump(data, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -178,7 +177,7 @@ def write_json(path, data):
     atomic_files.atomic_write(path, write)
 
 
-def read_json(path):
+def read_json(path: str) -> Any:
     """Reads a JSON file, with an error naming it when missing or broken."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: missing (expected a JSON file "
@@ -188,3 +187,85 @@ def read_json(path):
             return json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise RunError(f"{path}: not valid JSON ({error}).") from None
+
+
+# Settings (the binaries' flag names) and the values they accept; checked
+# by `check_settings` before anything is read or written.
+_AT_LEAST_ONE = (
+    "batch_size", "num_train_steps", "encoder_size_audio", "num_layer_audio",
+    "hidden_dim_audio", "num_layer_text", "hidden_dim_text", "embedding_dim",
+    "attention_units", "hidden_units", "fusion_units", "cnn_kernel_size",
+    "n_mels", "transformer_units", "transformer_heads", "transformer_layers",
+    "transformer_ff_units", "side_units", "text_encoder_seq_length",
+    "grid_steps", "fixed_input_length",
+    # evaluate.py, explain.py
+    "steps", "max_examples", "top_k", "min_count")
+
+
+_AT_LEAST_ZERO = ("patience", "index")
+
+
+_POSITIVE = ("lr", "encoder_lr")
+
+
+_KEEP_PROBABILITIES = ("dr_audio", "dr_text", "fusion_keep_prob")
+
+
+_RATES = ("transformer_dropout",)
+
+
+def check_settings(**settings: Any) -> None:
+    """Refuses settings no run can use, before any output or expensive work.
+
+    Args:
+        **settings: train.py flag names → values (any subset; None = unset
+            for optional ones). `graph_prefix` must be a plain name (the
+            run folder stays inside --output_dir); `cnn_filters` a list of
+            integers >= 1.
+
+    Raises:
+        RunError: naming the flag, what it accepts and its value.
+    """
+    def refuse(name, expected):
+        raise RunError(f"--{name}={settings[name]!r}: expected "
+                       f"{expected}.")
+
+    def number(value, kinds):
+        return isinstance(value, kinds) and not isinstance(value, bool)
+
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name in _AT_LEAST_ONE and not (number(value, int) and value >= 1):
+            refuse(name, "an integer >= 1")
+        if name in _AT_LEAST_ZERO and not (number(value, int) and value >= 0):
+            refuse(name, "an integer >= 0")
+        if name in _POSITIVE and not (number(value, (int, float))
+                                      and 0 < value < float("inf")):
+            refuse(name, "a finite number > 0")
+        if name in _KEEP_PROBABILITIES and not (
+                number(value, (int, float)) and 0 < value <= 1):
+            refuse(name, "a keep probability in (0, 1]")
+        if name in _RATES and not (number(value, (int, float))
+                                   and 0 <= value < 1):
+            refuse(name, "a dropout rate in [0, 1)")
+    filters = settings.get("cnn_filters")
+    if filters is not None and not all(
+            str(f).strip().isdigit() and int(f) >= 1 for f in filters):
+        refuse("cnn_filters", "comma-separated integers >= 1")
+    if settings.get("graph_prefix") is not None:
+        check_run_name(settings["graph_prefix"], "--graph_prefix")
+
+
+def finished_run(run_dir: str, result_file: str,
+                 log: Callable[[str], None] = print) -> Optional[str]:
+    """The result line of `run_dir` if that run already finished (it is
+    then not trained or finished again), else None; see
+    `finished_result`."""
+    line = finished_result(run_dir, result_file)
+    if line is not None:
+        log(f"[Info] {run_dir}: this run has already finished; nothing to "
+            "do (its result line is already in the result file; train "
+            "again with a new --run_dir):")
+        log(line)
+    return line

@@ -1,4 +1,4 @@
-"""protocol_runs.py / protocol.py: every fold, resumable, summary files."""
+"""tasks/protocol.py / protocol.py: every fold, resumable, summary files."""
 
 import csv
 import json
@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
-import protocol_runs
+from tasks import protocol
 from tests import helpers
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 FOLDS = ("fold_a", "fold_b", "fold_c")
 
 
@@ -52,14 +53,14 @@ def test_protocol_resumes_after_a_kill_and_summarises(tmp_path):
 
     options = dict(encoder_size_audio=80, export=False)
     with pytest.raises(_Killed):
-        protocol_runs.run_protocol(root, ["BASELINE_LOGREG"], out, options,
-                                   log=lambda _: None,
-                                   train_fn=killed_at_second_fold)
+        protocol.run_protocol(root, ["BASELINE_LOGREG"], out, options,
+                              log=lambda _: None,
+                              train_fn=killed_at_second_fold)
     assert calls == [("BASELINE_LOGREG", "fold_a"), ("killed", "fold_b")]
     assert not os.path.exists(os.path.join(out, "protocol.json"))
     calls.clear()
     lines = []
-    results = protocol_runs.run_protocol(
+    results = protocol.run_protocol(
         root, ["BASELINE_LOGREG"], out, options, log=lines.append,
         train_fn=recording)
     # The finished fold is skipped, the others run.
@@ -88,27 +89,27 @@ def test_protocol_resumes_after_a_kill_and_summarises(tmp_path):
     assert [r["fold"] for r in fold_rows] == list(FOLDS)
     with open(os.path.join(out, "BASELINE_LOGREG_confusion.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    table = protocol_runs.format_table(results)
+    table = protocol.format_table(results)
     assert "| BASELINE_LOGREG | 3 |" in table and "±" in table
     # Every fold finished: a rerun trains nothing.
     calls.clear()
-    protocol_runs.run_protocol(root, ["BASELINE_LOGREG"], out, options,
-                               log=lambda _: None,
-                               train_fn=lambda **kwargs: calls.append(1))
+    protocol.run_protocol(root, ["BASELINE_LOGREG"], out, options,
+                          log=lambda _: None,
+                          train_fn=lambda **kwargs: calls.append(1))
     assert calls == []
 
 
 def test_fold_dirs_errors(tmp_path):
     root = _build(tmp_path / "build")
-    assert [n for n, _ in protocol_runs.fold_dirs(root, ["fold_c"])] == [
+    assert [n for n, _ in protocol.fold_dirs(root, ["fold_c"])] == [
         "fold_c"]
     with pytest.raises(FileNotFoundError, match=r"no fold \['fold_x'\]"):
-        protocol_runs.fold_dirs(root, ["fold_x"])
+        protocol.fold_dirs(root, ["fold_x"])
     with pytest.raises(FileNotFoundError, match="no such folder"):
-        protocol_runs.fold_dirs(str(tmp_path / "absent"))
+        protocol.fold_dirs(str(tmp_path / "absent"))
     with pytest.raises(ValueError, match="sets"):
-        protocol_runs.run_protocol(root, ["ARE"], str(tmp_path / "o"),
-                                   {"run_dir": "x"})
+        protocol.run_protocol(root, ["ARE"], str(tmp_path / "o"),
+                              {"run_dir": "x"}, train_fn=lambda **_: None)
 
 
 @pytest.mark.slow

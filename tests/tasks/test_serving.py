@@ -1,4 +1,5 @@
-"""inference.py: self-contained exports, prediction from wav + transcript."""
+"""tasks/serving.py and tasks/prediction.py: self-contained exports,
+prediction from wav + transcript."""
 
 import json
 import os
@@ -9,15 +10,18 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-import experiment
-import inference
+from models import export as export_lib
 from models import registry
-from models import run_files
-from tests import corpus_fixtures
-from tests import helpers
 from preprocessing import manifest_corpus
 from preprocessing import reference_arrays
 from preprocessing import text_features
+from tasks import datasets
+from tasks import explanation
+from tasks import prediction
+from tasks import run_dir as run_files
+from tasks import serving
+from tests import corpus_fixtures
+from tests import helpers
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def demo(tmp_path_factory, tiny_demo_source):
     demo = helpers.copy_demo_run(tiny_demo_source, root)
     export_dir = demo["export_dir"]
     return dict(demo, export_dir=export_dir,
-                predictor=inference.Predictor.load(export_dir))
+                predictor=prediction.Predictor.load(export_dir))
 
 
 def _probabilities(result, label_names):
@@ -39,8 +43,8 @@ def test_export_carries_what_serving_needs(demo):
     assets_dir = os.path.join(demo["export_dir"], "assets")
     assert sorted(os.listdir(assets_dir)) == ["metadata.json",
                                               "vocabulary.json"]
-    metadata = inference.export_lib.read_metadata(demo["export_dir"])
-    assert metadata["format"] == inference.FORMAT
+    metadata = export_lib.read_metadata(demo["export_dir"])
+    assert metadata["format"] == serving.FORMAT
     assert metadata["label_names"] == list(reference_arrays.LABEL_NAMES)
     assert metadata["audio"]["encoder_size_audio"] == 100
     assert metadata["audio"]["backend"] == "numpy"
@@ -68,7 +72,7 @@ def test_prediction_from_wav_matches_the_pipeline_features(demo):
     fold = reference_arrays.load_fold(demo["fold_dir"], splits=("test",),
                                       load_embedding=False)
     split = fold.splits["test"]
-    features, _ = next(iter(experiment.eval_dataset(split, 64, 100)))
+    features, _ = next(iter(datasets.eval_dataset(split, 64, 100)))
     served = predictor.predict_features(
         {name: value.numpy() for name, value in features.items()})
     # The fold stores each utterance's 16-bit PCM: find its wav file.
@@ -108,7 +112,7 @@ def test_export_predicts_without_run_or_fold(demo, tmp_path):
     for path, moved in hidden.items():
         os.rename(path, moved)
     try:
-        predictor = inference.Predictor.load(elsewhere)
+        predictor = prediction.Predictor.load(elsewhere)
         after = predictor.predict_file(row["wav_path"], row["transcript"])
     finally:
         for path, moved in hidden.items():
@@ -120,7 +124,7 @@ def test_export_predicts_without_run_or_fold(demo, tmp_path):
 
 
 def test_run_folder_without_export_is_rebuilt(demo):
-    predictor = inference.Predictor.load(demo["run_dir"])
+    predictor = prediction.Predictor.load(demo["run_dir"])
     assert predictor.source.endswith("(rebuilt run)")
     row = demo["rows"][3]
     rebuilt = predictor.predict_file(row["wav_path"], row["transcript"])
@@ -155,7 +159,7 @@ def test_bad_files_are_reported_per_file(demo, tmp_path):
     assert "MDREA reads text" in results[4]["error"]
     assert "no transcript" in results[5]["error"]
     assert results[6]["predicted"] in reference_arrays.LABEL_NAMES
-    table = inference.format_table(results, demo["predictor"].label_names)
+    table = prediction.format_table(results, demo["predictor"].label_names)
     assert table.count("ERROR") == 6
     assert "empty.wav" in table and "neutral" in table
 
@@ -196,8 +200,8 @@ def test_feature_parameter_skew_is_refused(demo, tmp_path):
     metadata["audio"]["parameters"]["mfcc"]["n_mels"] = 40
     with open(path, "w") as f:
         json.dump(metadata, f)
-    with pytest.raises(inference.InferenceError, match="other parameters"):
-        inference.Predictor.load(tampered)
+    with pytest.raises(serving.InferenceError, match="other parameters"):
+        prediction.Predictor.load(tampered)
 
 
 def test_plain_savedmodel_and_unknown_folder_are_refused(demo, tmp_path):
@@ -206,10 +210,10 @@ def test_plain_savedmodel_and_unknown_folder_are_refused(demo, tmp_path):
     model = registry.build_model("ARE", audio_units=3, seed=1)
     plain = export_lib.export_saved_model(model, str(tmp_path / "plain"),
                                           reference_arrays.LABEL_NAMES)
-    with pytest.raises(inference.InferenceError, match="re-export"):
-        inference.Predictor.load(plain)
+    with pytest.raises(serving.InferenceError, match="re-export"):
+        prediction.Predictor.load(plain)
     with pytest.raises(FileNotFoundError, match="neither a SavedModel"):
-        inference.Predictor.load(str(tmp_path))
+        prediction.Predictor.load(str(tmp_path))
 
 
 def test_audio_only_export_from_a_given_model_ignores_text(demo, tmp_path):
@@ -222,11 +226,11 @@ def test_audio_only_export_from_a_given_model_ignores_text(demo, tmp_path):
     config["model"] = {"name": "ARE", "kwargs": kwargs}
     run_files.write_json(os.path.join(run_dir, "config.json"), config)
     model = registry.build_model("ARE", **kwargs)
-    export_dir = inference.export_run(run_dir, model=model)
+    export_dir = serving.export_run(run_dir, model=model)
     assert export_dir == os.path.join(run_dir, "saved_model")
     assert os.listdir(os.path.join(export_dir, "assets")) == [
         "metadata.json"]
-    predictor = inference.Predictor.load(run_dir)  # finds saved_model/
+    predictor = prediction.Predictor.load(run_dir)  # finds saved_model/
     assert not predictor.source.endswith("(rebuilt run)")
     row = demo["rows"][0]
     result = predictor.predict_file(row["wav_path"], row["transcript"])
@@ -245,27 +249,27 @@ def test_read_manifest_and_text_file(tmp_path):
                         "audio/a.wav\tHello there\tang\n"
                         "\n"
                         "/abs/b.wav\t\tsad\n")
-    assert inference.read_manifest(str(manifest)) == [
+    assert prediction.read_manifest(str(manifest)) == [
         (str(tmp_path / "audio" / "a.wav"), "Hello there"),
         ("/abs/b.wav", None)]
     csv_manifest = tmp_path / "list.csv"
     csv_manifest.write_text("file\nx.wav\n")
-    assert inference.read_manifest(str(csv_manifest)) == [
+    assert prediction.read_manifest(str(csv_manifest)) == [
         (str(tmp_path / "x.wav"), None)]
     bad = tmp_path / "bad.csv"
     bad.write_text("name,text\nx.wav,hi\n")
     with pytest.raises(reference_arrays.DataError, match="no wav column"):
-        inference.read_manifest(str(bad))
+        prediction.read_manifest(str(bad))
     lines = tmp_path / "texts.txt"
     lines.write_text("first one\n\nthird\n")
-    assert inference.read_text_file(str(lines)) == ["first one", None,
-                                                    "third"]
+    assert prediction.read_text_file(str(lines)) == ["first one", None,
+                                                     "third"]
 
 
 def test_read_manifest_reads_as_training_does(tmp_path):
     path, expected = corpus_fixtures.write_tricky_manifest(str(tmp_path))
     corpus = manifest_corpus.read_manifest(path, on_bad_row="raise")
-    assert inference.read_manifest(path) == expected == [
+    assert prediction.read_manifest(path) == expected == [
         (e.wav_path, e.transcript) for e in corpus.examples]
 
 
@@ -285,8 +289,8 @@ def test_wav2vec2_text_model_predicts_from_the_waveform(demo, tmp_path):
     config["model"] = {"name": "W2V2_TREA", "kwargs": kwargs}
     run_files.write_json(os.path.join(run_dir, "config.json"), config)
     model = registry.build_model("W2V2_TREA", **kwargs)
-    predictor = inference.Predictor.load(
-        inference.export_run(run_dir, model=model))
+    predictor = prediction.Predictor.load(
+        serving.export_run(run_dir, model=model))
     row = demo["rows"][4]
     result = predictor.predict_file(row["wav_path"], row["transcript"])
     pcm, _ = soundfile.read(row["wav_path"], dtype="int16")
@@ -297,5 +301,5 @@ def test_wav2vec2_text_model_predicts_from_the_waveform(demo, tmp_path):
     np.testing.assert_allclose(
         [result["logits"][n] for n in predictor.label_names],
         model(features, training=False).numpy()[0], atol=1e-5)
-    with pytest.raises(inference.InferenceError, match="Yoon models"):
-        inference.explain_example(model, features, predictor.label_names)
+    with pytest.raises(serving.InferenceError, match="Yoon models"):
+        explanation.explain_example(model, features, predictor.label_names)

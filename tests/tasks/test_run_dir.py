@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from models import run_files
+from tasks import run_dir as run_files
 
 
 def test_run_name_like_the_original():

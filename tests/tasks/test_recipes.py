@@ -7,8 +7,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import app
+from absl import flags
 
-import recipes
+from apps import common_flags
 from models import optimizers
 from models import registry
 from models import small_corpus
@@ -16,6 +18,9 @@ from models import training
 from preprocessing import augment
 from preprocessing import input_pipeline
 from preprocessing import speaker_norm
+from tasks import folds
+from tasks import recipes
+from tasks import search
 from tests import helpers
 
 
@@ -118,18 +123,17 @@ def test_speaker_norm_uses_each_speakers_own_statistics():
 
 
 def test_fold_speaker_norm_needs_split_speakers(tmp_path):
-    import experiment
     from preprocessing import reference_arrays
 
     path = helpers.write_random_fold(tmp_path / "fold", sizes=(6, 4, 4))
     fold = reference_arrays.load_fold(path)
     with pytest.raises(reference_arrays.DataError, match="split_speakers"):
-        experiment.normalize_speakers(fold)
+        folds.normalize_speakers(fold)
     fold.manifest["split_speakers"] = {
         "train": ["a", "a", "a", "b", "b", "b"], "dev": ["c"] * 4,
         "test": ["d", "d", None, None]}
     raw_test = fold.splits["test"].mfcc.copy()
-    experiment.normalize_speakers(fold)
+    folds.normalize_speakers(fold)
     dev = fold.splits["dev"]
     real = np.concatenate([dev.mfcc[i, :n] for i, n in
                            enumerate(np.minimum(dev.seq_len, 750))])
@@ -248,7 +252,6 @@ def test_frame_stride_averages_real_frames_only():
 # --- configuration files ----------------------------------------------------
 
 def test_config_file_is_read_back_and_command_line_wins(tmp_path):
-    from absl import flags
 
     values = flags.FlagValues()
     flags.DEFINE_integer("batch_size", None, "", flag_values=values)
@@ -256,12 +259,12 @@ def test_config_file_is_read_back_and_command_line_wins(tmp_path):
     values(["prog", "--lr=0.5"])
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"flags": {"batch_size": 16, "lr": 0.1}}))
-    applied = recipes.apply_config_file(values, str(path))
+    applied = common_flags.apply_config_file(values, str(path))
     assert applied == {"batch_size": 16}
     assert (values.batch_size, values.lr) == (16, 0.5)
     path.write_text(json.dumps({"nonsense": 1}))
-    with pytest.raises(ValueError, match="unknown flags"):
-        recipes.apply_config_file(values, str(path))
+    with pytest.raises(app.UsageError, match="unknown flags"):
+        common_flags.apply_config_file(values, str(path))
     assert os.path.exists(path)
 
 
@@ -269,7 +272,6 @@ def test_config_file_is_read_back_and_command_line_wins(tmp_path):
 
 def test_search_writes_a_config_train_reads_back(tmp_path):
     pytest.importorskip("optuna")
-    import search
     import train
 
     fold = helpers.write_random_fold(tmp_path / "fold", sizes=(16, 8, 8))
@@ -287,16 +289,17 @@ def test_search_writes_a_config_train_reads_back(tmp_path):
     config = search.search(str(space), [fold], str(output),
                            str(tmp_path / "trials"), n_trials=1,
                            storage=f"sqlite:///{tmp_path / 'study.db'}",
-                           log=lambda _: None)
+                           log=lambda _: None, train_fn=train.train)
     assert config["search"]["trials"] == 1
     assert 0.0 <= config["search"]["best_dev_ua"] <= 1.0
     # Resuming the study with the same trial count trains nothing more.
     again = search.search(str(space), [fold], str(output),
                           str(tmp_path / "trials"), n_trials=1,
                           storage=f"sqlite:///{tmp_path / 'study.db'}",
-                          log=lambda _: None)
+                          log=lambda _: None, train_fn=train.train)
     assert again["flags"] == config["flags"]
-    values = recipes.read_config_file(str(output), search._train_arguments())
+    known = search.train_arguments(train.train)
+    values = recipes.read_config_file(str(output), known)
     assert values["hidden_dim_audio"] in (2, 4)
     run_dir, result, _ = train.train(
         **values, data_dir=fold, run_dir=str(tmp_path / "run"),
@@ -310,4 +313,4 @@ def test_search_writes_a_config_train_reads_back(tmp_path):
         space.write_text(json.dumps({"params": {"nope": {"type": "int",
                                                          "low": 1,
                                                          "high": 2}}}))
-        search.load_space(str(space))
+        search.load_space(str(space), known)

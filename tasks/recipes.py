@@ -33,9 +33,11 @@ Options (None = the recipe's value):
 """
 
 import json
+from typing import Any, Collection, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from common import constants
 from models import training
 from preprocessing import augment
 
@@ -60,7 +62,7 @@ SPEC_AUGMENT = dict(freq_masks=2, freq_width=6, time_masks=2, time_width=20,
 WAVE_AUGMENT = dict(gain_db=6.0, snr_db_min=15.0, snr_db_max=40.0, speed=0.1)
 
 
-def resolve(recipe="reference", **given):
+def resolve(recipe: str = "reference", **given: Any) -> Dict[str, Any]:
     """The recipe's options with every given non-None value put over them.
 
     Raises:
@@ -78,7 +80,8 @@ def resolve(recipe="reference", **given):
     return options
 
 
-def class_weights(labels, num_classes):
+def class_weights(labels: Sequence[int],
+                  num_classes: int) -> Tuple[float, ...]:
     """n / (K · n_c) per class, K the classes present (so the mean weight
     over the examples is 1); an absent class gets 0 (it never occurs)."""
     counts = np.bincount(np.asarray(labels), minlength=num_classes)
@@ -88,13 +91,16 @@ def class_weights(labels, num_classes):
                  for c in counts)
 
 
-def steps_per_epoch(num_train, batch_size):
+def steps_per_epoch(num_train: int, batch_size: int) -> int:
     """Full batches per shuffled epoch (the epochs sampler drops the rest)."""
     return max(num_train // batch_size, 1)
 
 
-def train_config(options, num_train, labels=None, num_classes=4,
-                 jit_compile=False, mixed_precision=False):
+def train_config(options: Dict[str, Any], num_train: int,
+                 labels: Optional[Sequence[int]] = None,
+                 num_classes: int = constants.NUM_CLASSES,
+                 jit_compile: bool = False,
+                 mixed_precision: bool = False) -> training.TrainConfig:
     """The `training.TrainConfig` of resolved options (see `resolve`).
 
     With `max_epochs` the schedule is counted in epochs of
@@ -121,7 +127,7 @@ def train_config(options, num_train, labels=None, num_classes=4,
         class_weights=weights, selection=options["selection"])
 
 
-def augmentation(options):
+def augmentation(options: Dict[str, Any]) -> Optional[augment.Augmentation]:
     """The `augment.Augmentation` of resolved options, or None."""
     values = {}
     if options["spec_augment"]:
@@ -131,7 +137,7 @@ def augmentation(options):
     return augment.Augmentation(**values) if values else None
 
 
-def read_config_file(path, known):
+def read_config_file(path: str, known: Collection[str]) -> Dict[str, Any]:
     """Flag values from a JSON configuration file (e.g. written by
     `search.py`): a dict flag name → value, or {"flags": {...}}.
 
@@ -158,16 +164,3 @@ def read_config_file(path, known):
     if unknown:
         raise ValueError(f"{path}: unknown flags {unknown}.")
     return values
-
-
-def apply_config_file(flag_values, path):
-    """Sets the flags named in a configuration file, unless given on the
-    command line (the command line wins). Returns the values applied."""
-    values = read_config_file(path, set(flag_values))
-    applied = {}
-    for name, value in values.items():
-        if not flag_values[name].present:
-            flag_values[name].value = value
-            applied[name] = value
-    return applied
-

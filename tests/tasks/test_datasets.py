@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-import experiment
 from models import registry
 from models import training
+from tasks import datasets
 from tests import helpers
 
 FRAMES = 60
@@ -13,7 +13,7 @@ FRAMES = 60
 
 def test_batches_group_by_length_and_cover_each_example_once():
     split = helpers.random_split(23, max_frames=80, seed=4)
-    batches = list(experiment.eval_dataset(split, 5, FRAMES, by_length=True))
+    batches = list(datasets.eval_dataset(split, 5, FRAMES, by_length=True))
     lengths = np.concatenate([f["audio_length"].numpy() for f, _ in batches])
     assert np.all(np.diff(lengths) >= 0)
     # Each example exactly once: its (length, label, prosody) rows match the
@@ -30,9 +30,9 @@ def test_grouped_evaluation_gives_the_same_metrics():
     model = registry.build_model(
         "MDREA", **helpers.tiny_model_kwargs(model="MDREA"))
     evaluator = training.Evaluator(model, tf.distribute.get_strategy(), 4)
-    plain = evaluator(experiment.eval_dataset(split, 8, FRAMES))
-    grouped = evaluator(experiment.eval_dataset(split, 8, FRAMES,
-                                                by_length=True))
+    plain = evaluator(datasets.eval_dataset(split, 8, FRAMES))
+    grouped = evaluator(datasets.eval_dataset(split, 8, FRAMES,
+                                              by_length=True))
     np.testing.assert_array_equal(grouped["confusion_matrix"],
                                   plain["confusion_matrix"])
     np.testing.assert_allclose(grouped["loss_sum"], plain["loss_sum"],

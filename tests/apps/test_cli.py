@@ -10,9 +10,11 @@ import pytest
 import tensorflow as tf
 
 import train
+from tasks import evaluation
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def run(binary, **flags):
@@ -93,9 +95,8 @@ def test_resume_refuses_other_config(fold_dir, tmp_path):
 
 
 def test_evaluate_errors_on_unfinished_run(tmp_path):
-    import evaluate
     with pytest.raises(FileNotFoundError, match="config.json"):
-        evaluate.evaluate(str(tmp_path))
+        evaluation.evaluate(str(tmp_path))
 
 
 @pytest.mark.slow

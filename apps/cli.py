@@ -1,23 +1,28 @@
 """The one error path of every binary: a user error is one line and exit 1.
 
-`run(main, program)` replaces `absl.app.run(main)` in train.py, evaluate.py,
-explain.py, export.py, predict.py and `python -m preprocessing.build_arrays`.
+`run(main, program)` replaces `absl.app.run(main)` in every binary (train.py,
+`apps/*.py` behind evaluate.py, explain.py, export.py, predict.py,
+protocol.py, search.py, and `python -m preprocessing.build_arrays`).
 A user error — bad data (`DataError`), a bad flag or flag combination
 (`app.UsageError`), a file that cannot be read or written (any `OSError`:
 missing, unreadable, a full disk), or one of the error types the binary adds
-(e.g. `models.run_files.RunError` for run folders and run settings) — prints
+(e.g. `tasks.serving.InferenceError` for exports) — prints
 `<program>: <message>` on stderr, one line naming the file, what was expected
 and what was found, and exits with status 1: no usage text, no traceback.
-Anything else is a bug and keeps its traceback.
+Anything else is a bug and keeps its traceback. `RunError` (run folders and
+run settings, `common.errors`) is a user error of every binary.
 """
 
 import sys
+from typing import Callable, Optional, Sequence, Tuple, Type
 
 from absl import app
 
+from common.errors import RunError
 from preprocessing.reference_arrays import DataError
 
-USER_ERRORS = (DataError, app.UsageError, OSError)
+USER_ERRORS = (DataError, RunError, app.UsageError, OSError)
+Main = Callable[[Sequence[str]], Optional[int]]
 
 
 def describe(error: BaseException) -> str:
@@ -32,7 +37,8 @@ def describe(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def guard(main, program, user_errors=()):
+def guard(main: Main, program: str,
+          user_errors: Tuple[Type[BaseException], ...] = ()) -> Main:
     """`main` wrapped so that user errors print one line and exit 1."""
     errors = USER_ERRORS + tuple(user_errors)
 
@@ -47,7 +53,9 @@ def guard(main, program, user_errors=()):
     return guarded
 
 
-def run(main, program, user_errors=()):
+def run(main: Main, program: str,
+        user_errors: Tuple[Type[BaseException], ...] = (),
+        argv: Optional[Sequence[str]] = None) -> None:
     """`absl.app.run(main)` with the one error path (see the module
     docstring).
 
@@ -55,5 +63,7 @@ def run(main, program, user_errors=()):
         main: callable(argv) → exit status or None.
         program: str. Prefix of the error line, e.g. "train.py".
         user_errors: extra exception types that are user errors.
+        argv: the command line (default: sys.argv).
     """
-    app.run(guard(main, program, user_errors))
+    app.run(guard(main, program, user_errors),
+            argv=None if argv is None else list(argv))

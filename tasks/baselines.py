@@ -17,41 +17,57 @@ trained by gradient).
 
 import os
 import time
+from typing import Callable, Optional, Tuple
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from common import constants
 from models import baseline
 from models import registry
+from models import training
+from preprocessing import reference_arrays
+from tasks import datasets
+from tasks import folds
+from tasks import model_setup
+from tasks import run_dir as run_files
+from tasks import train_run
 
 MODELS = tuple(baseline.MODELS)
 
 
-def split_functionals(extractor, split, batch_size, encoder_size_audio):
+def split_functionals(extractor: keras.Model,
+                      split: reference_arrays.Split, batch_size: int,
+                      encoder_size_audio: int
+                      ) -> Tuple[np.ndarray, np.ndarray]:
     """Functionals [n, D] and labels [n] of a split, in order."""
-    import experiment
-
     features, labels = [], []
     names = [tensor.name for tensor in extractor.inputs]
-    for batch, label in experiment.eval_dataset(split, batch_size,
-                                                encoder_size_audio):
+    for batch, label in datasets.eval_dataset(split, batch_size,
+                                              encoder_size_audio):
         features.append(extractor({name: batch[name] for name in names},
                                   training=False).numpy())
         labels.append(label.numpy())
     return np.concatenate(features), np.concatenate(labels)
 
 
-def functionals_extractor(model):
+def functionals_extractor(model: keras.Model) -> keras.Model:
     """The model's inputs → its raw (unstandardised) functionals."""
-    import keras
-
     return keras.Model(model.inputs, model.get_layer("functionals").output)
 
 
-def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
-                   result_file="TEST_run_result.txt", graph_prefix=None,
-                   batch_size=128, encoder_size_audio=750, seed=0,
-                   export=True, baseline_select=True,
-                   baseline_class_weight="balanced", log=print):
+def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
+                   run_dir: Optional[str] = None,
+                   result_file: str = "TEST_run_result.txt",
+                   graph_prefix: Optional[str] = None,
+                   batch_size: int = 128,
+                   encoder_size_audio: int = constants.MFCC_FRAMES,
+                   seed: int = 0, export: bool = True,
+                   baseline_select: bool = True,
+                   baseline_class_weight: str = "balanced",
+                   log: Callable[[str], None] = print
+                   ) -> Tuple[str, training.TrainResult, str]:
     """Fits one baseline on a fold; returns (run_dir, TrainResult, line).
 
     Args: as train.py's flags; `baseline_select` picks C/γ on dev UA,
@@ -62,20 +78,14 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         ValueError: unknown model, a class absent from train, or an
             existing run folder holding another run.
     """
-    import tensorflow as tf
-
-    import experiment
-    from models import run_files
-    from models import training
-
     if model not in MODELS:
         raise ValueError(f"{model!r} is not a baseline; expected one of "
                          f"{MODELS}.")
     class_weight = (None if baseline_class_weight in (None, "none")
                     else baseline_class_weight)
     started = time.time()
-    fold = experiment.load_fold(data_dir, model)
-    probe = experiment.build_model(model, {"num_classes": fold.num_classes})
+    fold = folds.load_fold(data_dir, model)
+    probe = model_setup.build_model(model, {"num_classes": fold.num_classes})
     extractor = functionals_extractor(probe)
     arrays = {name: split_functionals(extractor, split, batch_size,
                                       encoder_size_audio)
@@ -85,8 +95,8 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         model, train_x, train_y, dev_x, dev_y, fold.num_classes,
         select=baseline_select, class_weight=class_weight, seed=seed,
         log=log)
-    kwargs = experiment.model_kwargs(model, fold, False, 0, **fitted)
-    keras_model = experiment.build_model(model, kwargs)
+    kwargs = model_setup.model_kwargs(model, fold, False, 0, **fitted)
+    keras_model = model_setup.build_model(model, kwargs)
     keras_model.set_weights(weights)
     train_seconds = time.time() - started
     parts = [("C", f"{report['C']:g}")]
@@ -101,7 +111,7 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         previous = run_files.read_json(config_path)
         if previous["model"]["name"] != model or (
                 previous["data"]["digest"]
-                != experiment.manifest_digest(data_dir)):
+                != folds.manifest_digest(data_dir)):
             raise ValueError(f"{config_path}: holds another run (model or "
                              "data differ); use a new --run_dir.")
     run_files.write_json(config_path, {
@@ -109,7 +119,7 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         "model": {"name": model, "kwargs": kwargs},
         "data": {"data_dir": os.path.abspath(data_dir),
                  "dataset": fold.name,
-                 "digest": experiment.manifest_digest(data_dir),
+                 "digest": folds.manifest_digest(data_dir),
                  "label_names": list(fold.label_names),
                  "encoder_size_audio": encoder_size_audio},
         "train": {"fitted_by": "scikit-learn", "batch_size": batch_size,
@@ -120,7 +130,7 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
     log(f"[Info] run {name} -> {run_dir}")
     evaluator = training.Evaluator(keras_model, tf.distribute.get_strategy(),
                                    fold.num_classes)
-    final = {split: evaluator(experiment.eval_dataset(
+    final = {split: evaluator(datasets.eval_dataset(
         fold.splits[split], batch_size, encoder_size_audio),
         fold.label_names) for split in ("dev", "test")}
     result = training.TrainResult(
@@ -129,6 +139,6 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
         test_accuracy_at_best=final["test"]["wa"], stopped_early=False,
         validation_frequency=0, final_dev=final["dev"],
         final_test=final["test"], train_seconds=train_seconds)
-    line = experiment.finish_run(run_dir, keras_model, result, fold.name,
-                                 name, result_file, export, log)
+    line = train_run.finish_run(run_dir, keras_model, result, fold.name,
+                                name, result_file, export, log)
     return run_dir, result, line

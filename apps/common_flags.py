@@ -1,0 +1,55 @@
+"""Flags several binaries share, defined once (names, defaults and help), and
+the flag-file reader of `--config`."""
+
+from typing import Any, Dict, Sequence
+
+from absl import app
+from absl import flags
+
+from tasks import recipes
+
+SPLITS = ("train", "dev", "test")
+
+
+def define_run_dir() -> None:
+    flags.DEFINE_string("run_dir", None, "Run folder written by train.py.")
+
+
+def define_data_dir(help_text: str) -> None:
+    flags.DEFINE_string("data_dir", None, help_text)
+
+
+def define_split(help_text: str) -> None:
+    flags.DEFINE_enum("split", "test", list(SPLITS), help_text)
+
+
+def define_output_dir(help_text: str) -> None:
+    flags.DEFINE_string("output_dir", None, help_text)
+
+
+def no_arguments(argv: Sequence[str]) -> None:
+    """Refuses positional arguments (a binary that takes flags only)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+
+
+def apply_config_file(flag_values: flags.FlagValues,
+                      path: str) -> Dict[str, Any]:
+    """Sets the flags named in a configuration file (`--config`, e.g.
+    written by search.py), unless given on the command line (the command
+    line wins). Returns the values applied.
+
+    Raises:
+        app.UsageError: an unreadable file or an unknown flag name
+            (`tasks.recipes.read_config_file`).
+    """
+    try:
+        values = recipes.read_config_file(path, set(flag_values))
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    applied = {}
+    for name, value in values.items():
+        if not flag_values[name].present:
+            flag_values[name].value = value
+            applied[name] = value
+    return applied
