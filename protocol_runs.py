@@ -5,7 +5,7 @@
 `run_protocol`: for each model, for each fold of the build (the folds
 listed in `BUILD/manifest.json`, as `preprocessing.build_arrays` writes
 it; else every sub-folder holding a fold `manifest.json`), in sequence and
-in this process, it calls `train.train` (the same library call as
+in this process, it calls `train_run.run` (the same library call as
 train.py, every other flag passed through) with the run folder
 `OUT/<MODEL>/<fold>`.
 
@@ -242,11 +242,11 @@ def run_protocol(fold_root, models, output_dir, train_kwargs=None,
         fold_root: str. A build folder.
         models: sequence of str. Model names (train.py's --model).
         output_dir: str. Run folders go to `<output_dir>/<MODEL>/<fold>`.
-        train_kwargs: dict. Other `train.train` arguments (flags, recipe);
+        train_kwargs: dict. Other `train_run.run` arguments (flags, recipe);
             model, data_dir, run_dir and result_file are set here.
         folds: sequence of str or None. Only these folds.
         log: callable(str).
-        train_fn: callable like `train.train` (default: it).
+        train_fn: callable like `train_run.run` (default: it).
 
     Returns:
         dict model → {"folds": {fold: fold_record}, "summary": ...}.
@@ -254,9 +254,9 @@ def run_protocol(fold_root, models, output_dir, train_kwargs=None,
     from models import run_files
 
     if train_fn is None:
-        import train
+        from tasks import train_run
 
-        train_fn = train.train
+        train_fn = train_run.run
     if not models:
         raise ValueError("run_protocol: no models given.")
     train_kwargs = dict(train_kwargs or {})

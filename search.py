@@ -6,7 +6,7 @@
         --output_config=runs/search/best.json
     python train.py --config=runs/search/best.json --data_dir=FOLD
 
-Each trial trains `train.train` with the space's fixed flags plus the
+Each trial trains `train_run.run` with the space's fixed flags plus the
 sampled ones on every fold in `--data_dirs`, and scores it by the mean
 UA of the DEV split (best weights restored): the test split is never
 read for the score (each fold's dev speakers are disjoint from its train
@@ -52,9 +52,9 @@ class SpaceError(ValueError):
 
 
 def _train_arguments():
-    import train
+    from tasks import train_run
 
-    return set(inspect.signature(train.train).parameters) - {"log"}
+    return set(train_run.accepted_names()) | {"model"}
 
 
 def load_space(path):
@@ -128,7 +128,7 @@ def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
     """
     import optuna
 
-    import train
+    from tasks import train_run
     from models import run_files
 
     fixed, params = load_space(space_path)
@@ -145,7 +145,7 @@ def search(space_path, data_dirs, output_config, work_dir, n_trials=20,
         for index, data_dir in enumerate(data_dirs):
             run_dir = os.path.join(work_dir, f"trial{trial.number:03d}",
                                    f"fold{index:02d}")
-            _, result, _ = train.train(
+            _, result, _ = train_run.run(
                 **{**fixed, **values}, data_dir=data_dir, run_dir=run_dir,
                 result_file=os.path.join(work_dir, "TEST_run_result.txt"),
                 export=False, log=lambda _: None)

@@ -88,14 +88,14 @@ def tiny_demo_run(root, model="MDREA", num_utterances=24):
     import csv
     import os
 
-    import train
+    from tasks import train_run
     from preprocessing import demo_corpus
 
     corpus_dir = os.path.join(str(root), "demo")
     fold_dir = demo_corpus.generate(corpus_dir, num_utterances=num_utterances,
                                     num_workers=1, log=lambda _: None)
     run_dir = os.path.join(str(root), "run")
-    train.train(model=model, data_dir=fold_dir, run_dir=run_dir,
+    train_run.run(model=model, data_dir=fold_dir, run_dir=run_dir,
                 num_train_steps=6, batch_size=16, hidden_dim_audio=4,
                 hidden_dim_text=4, encoder_size_audio=100, export=False,
                 log=lambda _: None,

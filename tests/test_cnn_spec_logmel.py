@@ -125,9 +125,9 @@ def test_fold_glue_reads_waveforms_by_model_arguments(demo_fold, tmp_path):
                        match=r"set07: no raw waveforms.*--cnn_input=mfcc.*"
                              r"--store_waveforms"):
         experiment.load_fold(plain, "CNN_SPEC", logmel)
-    import train
+    from tasks import train_run
     with pytest.raises(reference_arrays.DataError, match="set07"):
-        train.train("CNN_SPEC", plain, run_dir=str(tmp_path / "run"),
+        train_run.run("CNN_SPEC", plain, run_dir=str(tmp_path / "run"),
                     cnn_input="logmel", log=lambda _: None)
 
 
@@ -156,10 +156,10 @@ def test_log_mel_statistics_cover_the_real_frames(demo_fold):
 @pytest.fixture(scope="module")
 def logmel_run(demo_fold, tmp_path_factory):
     """A short logmel CNN_SPEC run of train.py on the demo fold (exported)."""
-    import train
+    from tasks import train_run
 
     root = tmp_path_factory.mktemp("logmel_run")
-    run_dir, result, _ = train.train(
+    run_dir, result, _ = train_run.run(
         "CNN_SPEC", demo_fold.path, run_dir=str(root / "run"),
         result_file=str(root / "results.txt"), batch_size=32, lr=0.01,
         num_train_steps=60, encoder_size_audio=100, cnn_input="logmel",

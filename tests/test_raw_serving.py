@@ -267,7 +267,7 @@ def _train_every_model(root, fold_dir):
     """(name, run_dir) of every registered model, each trained 2 steps on
     the demo fold with train.py's export, and two ensembles of them."""
     import ensemble_runs
-    import train
+    from tasks import train_run
     from models import registry
     from tools import make_bert_standin
     from tools import make_wav2vec2_standin
@@ -289,7 +289,7 @@ def _train_every_model(root, fold_dir):
                       run_dir=os.path.join(root, label), **extra)
         if name.startswith("W2V2"):
             kwargs["hub_handle"] = wav2vec2
-        train.train(name, fold_dir, **kwargs)
+        train_run.run(name, fold_dir, **kwargs)
         runs.append((label, kwargs["run_dir"]))
     members = [dict(runs)["ARE"], dict(runs)["TRE"]]
     for method in ("average", "feature"):

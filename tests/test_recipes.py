@@ -270,7 +270,7 @@ def test_config_file_is_read_back_and_command_line_wins(tmp_path):
 def test_search_writes_a_config_train_reads_back(tmp_path):
     pytest.importorskip("optuna")
     import search
-    import train
+    from tasks import train_run
 
     fold = helpers.write_random_fold(tmp_path / "fold", sizes=(16, 8, 8))
     space = tmp_path / "space.json"
@@ -298,7 +298,7 @@ def test_search_writes_a_config_train_reads_back(tmp_path):
     assert again["flags"] == config["flags"]
     values = recipes.read_config_file(str(output), search._train_arguments())
     assert values["hidden_dim_audio"] in (2, 4)
-    run_dir, result, _ = train.train(
+    run_dir, result, _ = train_run.run(
         **values, data_dir=fold, run_dir=str(tmp_path / "run"),
         result_file=str(tmp_path / "results.txt"), export=False,
         log=lambda _: None)

@@ -13,7 +13,7 @@ import tensorflow as tf
 import evaluate
 import experiment
 import inference
-import train
+from tasks import train_run
 from models import bert_text_encoder
 from models import export
 from models import optimizers
@@ -186,7 +186,7 @@ def test_load_fold_side_extra_errors(tmp_path, extras_fn, match):
 
 def test_train_evaluate_and_serving_refusal(mocap_fold, tmp_path):
     run_dir = str(tmp_path / "run")
-    train.train(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
+    train_run.run(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
                 run_dir=run_dir, side_features="mocap", normalize_audio=True,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
     config = experiment.load_trained_model(run_dir)[1]
@@ -211,7 +211,7 @@ def test_prosody_configs_are_unchanged(mocap_fold, tmp_path):
     # The default side input adds no new keys to a run's model kwargs, so
     # earlier runs still resume.
     run_dir = str(tmp_path / "run")
-    train.train(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
+    train_run.run(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
                 run_dir=run_dir, export=False,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
     kwargs = experiment.load_trained_model(run_dir)[1]["model"]["kwargs"]
@@ -320,7 +320,7 @@ def test_several_encoder_layers_get_the_encoder_rate(wav2vec2_dir, bert_dir):
 def test_train_py_with_wav2vec2_bert_and_mocap(wav2vec2_dir, bert_dir,
                                                waveform_fold, tmp_path):
     run_dir = str(tmp_path / "run")
-    train.train(model="TRANSFORMER_FUSION", data_dir=waveform_fold,
+    train_run.run(model="TRANSFORMER_FUSION", data_dir=waveform_fold,
                 run_dir=run_dir, audio_encoder="wav2vec2",
                 hub_handle=wav2vec2_dir, text_encoder_handle=bert_dir,
                 side_features="mocap", encoder_lr=1e-4, export=False,
