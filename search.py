@@ -23,7 +23,7 @@ The search space is a JSON file:
         "lr": {"type": "float", "low": 3e-4, "high": 3e-3, "log": true},
         "hidden_dim_audio": {"type": "int", "low": 32, "high": 128,
                              "step": 32},
-        "are_pooling": {"type": "categorical",
+        "pooling": {"type": "categorical",
                         "choices": ["mean_max", "attention"]}}}
 
 Names are `train.py` flags. `--output_config` gets {"flags": fixed + best

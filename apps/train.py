@@ -139,6 +139,20 @@ def _apply_config_file(path: str) -> dict:
     return model_options.check(FLAGS.model, options, path)
 
 
+def run_values(exclude=()) -> dict:
+    """The parsed flags as `train_run.run` keyword arguments (settings,
+    the Yoon flags given, --model_config, --model_override), for binaries
+    that train several runs (protocol.py)."""
+    values = {name: FLAGS[name].value for name in train_run.SETTING_NAMES}
+    values.update({flag: FLAGS[flag].value
+                   for flag in model_options.FLAG_ALIASES
+                   if FLAGS[flag].present})
+    values.update(model_config=FLAGS.model_config,
+                  model_override=list(FLAGS.model_override))
+    return {name: value for name, value in values.items()
+            if name not in exclude}
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -164,14 +178,12 @@ def main(argv) -> None:
         raise app.UsageError(
             "--data_dir is required (a fold folder; make the demo one with "
             "`python -m preprocessing.demo_corpus --output_dir=...`).")
-    aliases = {flag: FLAGS[flag].value for flag in model_options.FLAG_ALIASES
-               if FLAGS[flag].present}
+    values = run_values()
+    settings, aliases, _ = train_run.split_values(values)
     options = dict(file_options)
     options.update(model_options.resolve(
         FLAGS.model, FLAGS.model_config, aliases, FLAGS.model_override))
-    settings = train_run.TrainSettings(**{
-        name: FLAGS[name].value for name in train_run.SETTING_NAMES})
-    train_run.train(settings, options, log)
+    train_run.train(train_run.TrainSettings(**settings), options, log)
 
 
 def run() -> None:

@@ -90,8 +90,11 @@ def accepted_names(model: Optional[str] = None) -> Tuple[str, ...]:
     models = [model] if model else registry.model_names()
     options = {name for each in models
                for name in model_options_lib.options_of(each)}
-    return tuple(SETTING_NAMES) + tuple(model_options_lib.FLAG_ALIASES) + (
-        tuple(sorted(options - set(SETTING_NAMES))))
+    aliases = tuple(flag for flag, option in
+                    model_options_lib.FLAG_ALIASES.items()
+                    if option in options)
+    return tuple(SETTING_NAMES) + aliases + tuple(
+        sorted(options - set(SETTING_NAMES)))
 
 
 def split_values(values: Mapping[str, Any]) -> Tuple[

@@ -303,9 +303,9 @@ def test_train_py_trains_on_built_folds_unchanged(iemocap_build, tmp_path):
                                    "audio_woZ_set01")),
             ("MDRE", os.path.join(config.output_dir, "speaker_fold01"))):
         train_run.run(model, fold_dir, run_dir=str(tmp_path / model),
-                    result_file=result_file, batch_size=8,
-                    num_train_steps=3, hidden_dim_audio=4, hidden_dim_text=4,
-                    export=False, log=_quiet)
+                      result_file=result_file, batch_size=8,
+                      num_train_steps=3, hidden_dim_audio=4,
+                      hidden_dim_text=4, export=False, log=_quiet)
     with open(result_file) as f:
         lines = f.read().splitlines()
     assert [line.split("\t")[1] for line in lines] == [

@@ -31,10 +31,11 @@ def runs(tmp_path_factory):
     run_dirs = []
     for model in ("ARE", "TRE"):
         run_dir = str(root / model)
-        train_run.run(model, fold_dir, run_dir=run_dir, batch_size=16,
-                    num_train_steps=4, hidden_dim_audio=4, hidden_dim_text=4,
-                    encoder_size_audio=40, lr=0.01, export=False,
-                    result_file=str(root / "r.txt"), log=_quiet)
+        train_run.run(model, fold_dir, **helpers.for_model(
+            model, run_dir=run_dir, batch_size=16, num_train_steps=4,
+            hidden_dim_audio=4, hidden_dim_text=4, encoder_size_audio=40,
+            lr=0.01, export=False, result_file=str(root / "r.txt"),
+            log=_quiet))
         run_dirs.append(run_dir)
     return root, fold_dir, run_dirs
 
