@@ -144,9 +144,10 @@ def run_values(exclude=()) -> dict:
     the Yoon flags given, --model_config, --model_override), for binaries
     that train several runs (protocol.py)."""
     values = {name: FLAGS[name].value for name in train_run.SETTING_NAMES}
+    # The alias flags default to None: set = given (or from --config).
     values.update({flag: FLAGS[flag].value
                    for flag in model_options.FLAG_ALIASES
-                   if FLAGS[flag].present})
+                   if FLAGS[flag].value is not None})
     values.update(model_config=FLAGS.model_config,
                   model_override=list(FLAGS.model_override))
     return {name: value for name, value in values.items()

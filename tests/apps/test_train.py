@@ -41,7 +41,8 @@ def test_help_lists_the_common_flags_and_no_model_only_option():
     # Options of one model are not flags any more.
     assert not {"transformer_layers", "cnn_filters", "frame_stride",
                 "are_pooling", "mmmf_pooling", "side_units"} & names
-    assert len(names) < 50
+    # 61 flags for 11 models before; 16 of these are the recipe's.
+    assert len(names) <= 51
 
 
 def test_model_help_prints_the_models_options(capsys):
