@@ -21,10 +21,9 @@ import time
 import numpy as np
 
 from models import baseline
+from models import registry
 
 MODELS = tuple(baseline.MODELS)
-PREFIXES = {baseline.SVM: "SE_baseline_svm",
-            baseline.LOGREG: "SE_baseline_logreg"}
 
 
 def split_functionals(extractor, split, batch_size, encoder_size_audio):
@@ -93,8 +92,9 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
     parts = [("C", f"{report['C']:g}")]
     if report["gamma"] is not None:
         parts.append(("g", f"{report['gamma']:.3g}"))
-    name = run_files.run_name(graph_prefix or PREFIXES[model], fold.name,
-                              batch_size, parts)
+    name = run_files.run_name(
+        graph_prefix or registry.spec(model).run_prefix, fold.name,
+        batch_size, parts)
     run_dir = run_dir or os.path.join(output_dir, name)
     config_path = os.path.join(run_dir, "config.json")
     if os.path.exists(config_path):

@@ -3,7 +3,7 @@
 `python train.py --ensemble_members=runs/x/CNN_SPEC,runs/x/BLSTM_SA_TEXT
 --ensemble_method=weighted` calls `train_ensemble`: it loads the members
 (each a run folder written by train.py, all trained on the same fold folder
-and audio length), builds the ensemble (`models/ensemble_models.py`) and
+and audio length), builds the ensemble (`models/ensembles.py`) and
 writes a run folder like any other: `config.json` (model "ENSEMBLE" with
 the member folders, method and weights), `metrics.json`, `saved_model/`
 (over the union of the members' inputs), one line in TEST_run_result.txt.
@@ -80,11 +80,11 @@ def split_probabilities(model, split, encoder_size_audio, batch_size=128):
 def build_from_config(kwargs, num_classes, members=None):
     """The ensemble model of a config's `model.kwargs` (members loaded from
     their run folders unless given as keras models)."""
-    from models import ensemble_models
+    from models import ensembles
 
     if members is None:
         members = [model for _, model, _ in load_members(kwargs["members"])]
-    return ensemble_models.build_ensemble(
+    return ensembles.build_ensemble(
         members, kwargs["method"], num_classes, kwargs.get("weights"),
         kwargs.get("seed"))
 
@@ -101,14 +101,13 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
     import tensorflow as tf
 
     import experiment
-    from models import ensemble_models
     from models import ensembles
     from models import run_files
     from models import training
 
-    if ensemble_method not in ensemble_models.METHODS:
+    if ensemble_method not in ensembles.METHODS:
         raise ValueError(f"Unknown ensemble method {ensemble_method!r}; "
-                         f"valid: {', '.join(ensemble_models.METHODS)}.")
+                         f"valid: {', '.join(ensembles.METHODS)}.")
     experiment.check_settings(batch_size=batch_size, lr=lr,
                               num_train_steps=num_train_steps,
                               patience=patience, grid_steps=grid_steps)

@@ -4,7 +4,7 @@
 a fold folder meets a model: datasets for training and evaluation, and model
 keyword arguments derived from the fold (vocabulary size, embedding).
 
-The wav2vec2 models (`WAVEFORM_MODELS`) read raw audio: their folds must hold
+The wav2vec2 models read raw audio: their folds must hold
 the `waveform` (int16 [n, S]) and `waveform_length` (int32 [n]) extra arrays,
 which are loaded only for them (they are large: about 2 bytes per sample).
 So does `CNN_SPEC` with `audio_input="logmel"` (train.py `--cnn_input=logmel`),
@@ -29,22 +29,15 @@ from preprocessing import speaker_norm
 from preprocessing import spectrogram
 from preprocessing import text_features
 
-TEXT_MODELS = {"TRE", "MDRE", "MDREA", "W2V2_TRE", "W2V2_TREA"}
-# The seed-system models (models/seed_models.py): which read text, and
-# which standardise their audio with --normalize_audio.
-SEED_TEXT_MODELS = {"BLSTM_SA_TEXT", "MMMF", "TRANSFORMER_FUSION"}
-TEXT_MODELS |= SEED_TEXT_MODELS
-NORMALIZED_AUDIO_MODELS = {"ARE", "MDRE", "MDREA", "CNN_SPEC", "MMMF",
-                           "TRANSFORMER_FUSION", "ARE_POOL"}
-# Models whose audio input is the raw waveform (and never MFCC/prosody).
-WAVEFORM_MODELS = {"W2V2", "W2V2_TRE", "W2V2_TREA"}
+# Which models read text, standardise their audio or read waveforms: their
+# `registry.spec(name)` (reads_text, normalizes_audio, reads_waveforms).
 WAVEFORM_EXTRAS = input_pipeline.WAVEFORM_FEATURES
 # The model name of ensemble runs (ensemble_runs.py, not in the registry).
 ENSEMBLE_MODEL = "ENSEMBLE"
 
 
 def _waveform_help(data_dir, model_name=None, model_kwargs=None):
-    if model_name in WAVEFORM_MODELS or model_name is None:
+    if model_name is None or registry.spec(model_name).family == "wav2vec2":
         who = "the wav2vec2 models (W2V2, W2V2_TRE, W2V2_TREA) need them"
     elif _argument(model_name, model_kwargs, "audio_encoder") == "wav2vec2":
         who = (f"{model_name} with the wav2vec2 audio encoder "
@@ -138,10 +131,7 @@ def log_mel_bands(model_name, model_kwargs):
 
 def needs_waveforms(model_name, model_kwargs=None):
     """Whether a model with these arguments needs the fold's waveforms."""
-    return (model_name in WAVEFORM_MODELS
-            or _argument(model_name, model_kwargs,
-                         "audio_encoder") == "wav2vec2"
-            or log_mel_bands(model_name, model_kwargs) is not None)
+    return registry.spec(model_name).reads_waveforms(model_kwargs or {})
 
 
 def load_fold(data_dir, model_name=None, model_kwargs=None):
@@ -162,7 +152,7 @@ def load_fold(data_dir, model_name=None, model_kwargs=None):
     if model_name == ENSEMBLE_MODEL:
         # The members' needs are not known here: read everything.
         model_name = None
-    needs_text = model_name is None or model_name in TEXT_MODELS
+    needs_text = model_name is None or registry.spec(model_name).reads_text
     if model_name is None:
         return reference_arrays.load_fold(data_dir, load_embedding=needs_text)
     # The fold without splits: validated manifest, vocabulary, embedding.
@@ -313,7 +303,7 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
         side_values = np.asarray(train_extras[side], np.float64)
         if kwargs.get("side_dim") is None:
             kwargs["side_dim"] = int(side_values.shape[1])
-    if normalize_audio and model_name in NORMALIZED_AUDIO_MODELS:
+    if normalize_audio and registry.spec(model_name).normalizes_audio:
         kwargs["audio_normalization"] = audio_statistics(
             fold.splits["train"])
         if side_values is not None:
@@ -324,7 +314,7 @@ def model_kwargs(model_name, fold, use_glove, embedding_dim,
         if n_mels is not None:
             kwargs["audio_normalization"].update(log_mel_statistics(
                 fold.splits["train"], n_mels))
-    if model_name in TEXT_MODELS:
+    if registry.spec(model_name).reads_text:
         kwargs["vocab_size"] = len(fold.vocabulary)
         kwargs["embedding_dim"] = (fold.embedding.shape[1] if use_glove
                                    else embedding_dim)
@@ -354,7 +344,7 @@ def build_model(model_name, kwargs, fold=None, use_glove=False):
     """Builds a model; with `use_glove`, copies W_embedding.npy into it
     (not for a pretrained text encoder: it has its own embedding)."""
     model = registry.build_model(model_name, **kwargs)
-    if use_glove and model_name in TEXT_MODELS and not kwargs.get(
+    if use_glove and registry.spec(model_name).reads_text and not kwargs.get(
             "text_encoder_handle"):
         layer = model.get_layer("word_embedding")
         layer.embeddings.assign(np.asarray(fold.embedding, np.float32))

@@ -48,7 +48,6 @@ Keras model on the same features.
 """
 
 import collections
-import csv
 import io
 import json
 import os
@@ -60,7 +59,7 @@ from models import export as export_lib
 from preprocessing import asr
 from preprocessing import audio_features
 from preprocessing import input_pipeline
-from preprocessing import manifest_corpus
+from preprocessing import manifest
 from preprocessing import reference_arrays
 from preprocessing import spectrogram
 from preprocessing import text_features
@@ -875,55 +874,23 @@ def read_text_file(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: missing transcript file.")
     # Not UTF-8: a DataError naming the file and line.
-    text = io.StringIO(manifest_corpus.read_utf8(path), newline=None)
+    text = io.StringIO(manifest.read_utf8(path), newline=None)
     return [line.rstrip("\r\n").strip() or None for line in text]
 
 
 def read_manifest(path):
     """(wav path, transcript or None) per row of a CSV/TSV manifest.
 
-    Columns (case-insensitive, as `preprocessing.manifest_corpus`): a wav
+    The one manifest parser of training (`preprocessing.manifest`): a wav
     column (wav, wav_path, path, audio, file) and optionally a transcript
-    column (transcript, text, transcription). Relative wav paths are
+    column (transcript, text, transcription); relative wav paths are
     resolved against the manifest's folder.
 
     Raises:
-        reference_arrays.DataError: missing file, no header or no wav column.
+        reference_arrays.DataError: missing file, no header, no wav column
+            or a bad row (naming its line).
     """
-    if not os.path.isfile(path):
-        raise reference_arrays.DataError(f"{path}: missing manifest file.")
-    lines = manifest_corpus.read_utf8(path).splitlines()
-    if not lines:
-        raise reference_arrays.DataError(f"{path}: empty manifest (expected "
-                                         "a header row).")
-    delimiter = "," if path.lower().endswith(".csv") else (
-        "\t" if "\t" in lines[0] or path.lower().endswith(".tsv") else ",")
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader)]
-
-    def column(kind):
-        for alias in manifest_corpus.COLUMN_ALIASES[kind]:
-            if alias in header:
-                return header.index(alias)
-        return None
-
-    wav_column, text_column = column("wav"), column("transcript")
-    if wav_column is None:
-        raise reference_arrays.DataError(
-            f"{path}: no wav column (expected one of "
-            f"{manifest_corpus.COLUMN_ALIASES['wav']}); header {header}.")
-    base_dir = os.path.dirname(os.path.abspath(path))
-    items = []
-    for row in reader:
-        if not any(field.strip() for field in row):
-            continue
-        wav = row[wav_column].strip() if wav_column < len(row) else ""
-        text = (row[text_column].strip()
-                if text_column is not None and text_column < len(row)
-                else "")
-        items.append((os.path.normpath(os.path.join(base_dir, wav)),
-                      text or None))
-    return items
+    return manifest.read_wav_transcripts(path)
 
 
 def format_table(results, label_names):

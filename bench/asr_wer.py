@@ -14,7 +14,6 @@ counts only the clips decoded by this run).
 """
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -24,25 +23,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from preprocessing import asr  # noqa: E402
-from preprocessing import manifest_corpus  # noqa: E402
+from preprocessing import manifest  # noqa: E402
 
 
 def read_rows(path, limit=None):
-    """(id, wav path, gold transcript) of the first `limit` rows."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        lines = f.read().splitlines()
-    delimiter = "\t" if "\t" in lines[0] else ","
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader)]
-
-    def column(kind):
-        return next(header.index(a) for a in
-                    manifest_corpus.COLUMN_ALIASES[kind] if a in header)
-
-    wav, text = column("wav"), column("transcript")
-    base = os.path.dirname(os.path.abspath(path))
-    rows = [(row[wav], os.path.join(base, row[wav]), row[text])
-            for row in reader if row]
+    """(wav column value, wav path, gold transcript) of the first `limit`
+    rows, read by the toolkit's one manifest parser."""
+    table = manifest.read_table(path, required=("wav", "transcript"))
+    rows = []
+    for row in table.rows:
+        if row.problem or not row.wav_path:
+            sys.exit(f"{path}:{row.line}: {row.problem or 'empty wav path'}")
+        rows.append((row.fields["wav"], row.wav_path,
+                     row.fields["transcript"]))
     return rows[:limit] if limit else rows
 
 

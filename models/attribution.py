@@ -47,9 +47,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models import inputs as inputs_lib
+
 EMBEDDING_LAYER = "word_embedding"
 ATTENTION_LAYER = "text_attention"
-TEXT_IDS = "text_ids"
+TEXT_IDS = inputs_lib.TEXT_IDS
 # Attributed view input that replaces `text_ids`.
 EMBEDDED_TEXT = "word_embedding"
 # Which length masks which sequence input (time on axis 1).
@@ -62,9 +64,9 @@ SEQUENCE_LENGTHS = {
 STANDARDIZE_LAYERS = {"audio_mfcc": "mfcc_standardize",
                       "audio_prosody": "prosody_standardize"}
 BASELINES = ("auto", "zero")
-AUDIO_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody", "waveform",
-                "waveform_length")
-TEXT_INPUTS = ("text_ids", "text_length")
+# The inputs of each modality (what a modality's baseline replaces).
+AUDIO_INPUTS = inputs_lib.AUDIO_INPUTS + inputs_lib.WAVEFORM_INPUTS
+TEXT_INPUTS = inputs_lib.TEXT_INPUTS
 
 
 def quadrature(steps, method="gausslegendre"):

@@ -35,7 +35,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import constants
 from models import config_model
+from models import inputs as inputs_lib
 from models import layers
 
 SVM = "BASELINE_SVM"
@@ -47,7 +49,8 @@ SVM_GAMMA_GRID = (0.25, 1.0, 4.0)
 LOGREG_C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
-def num_functionals(mfcc_dim=39, prosody_dim=35):
+def num_functionals(mfcc_dim=constants.MFCC_DIM,
+                    prosody_dim=constants.PROSODY_DIM):
     """D, the width of the functionals vector."""
     return 2 * mfcc_dim + prosody_dim
 
@@ -154,20 +157,12 @@ class RBFSupportVectors(keras.layers.Layer):
                 "num_classes": self.num_classes, "gamma": self.gamma}
 
 
-def _inputs(mfcc_dim, prosody_dim):
-    return {
-        "audio_mfcc": keras.Input((None, mfcc_dim), name="audio_mfcc"),
-        "audio_length": keras.Input((), dtype="int32", name="audio_length"),
-        "audio_prosody": keras.Input((prosody_dim,), name="audio_prosody"),
-    }
-
-
 def _standardised_functionals(mfcc_dim, prosody_dim, feature_mean,
                               feature_std):
     """(inputs, standardised functionals [B, width], width) of a baseline."""
     width = num_functionals(mfcc_dim, prosody_dim)
     feature_mean, feature_std = _statistics(feature_mean, feature_std, width)
-    inputs = _inputs(mfcc_dim, prosody_dim)
+    inputs = inputs_lib.audio_inputs(mfcc_dim, prosody_dim)
     features = UtteranceFunctionals(name="functionals")(
         inputs["audio_mfcc"], inputs["audio_length"], inputs["audio_prosody"])
     features = layers.Standardize(feature_mean, feature_std,
@@ -200,8 +195,10 @@ class BaselineSVM(config_model.ConfigModel):
     """
 
     def __init__(self, num_support_vectors=1, gamma=1.0, svm_c=1.0,
-                 feature_mean=None, feature_std=None, mfcc_dim=39,
-                 prosody_dim=35, num_classes=4, class_weight="balanced",
+                 feature_mean=None, feature_std=None,
+                 mfcc_dim=constants.MFCC_DIM,
+                 prosody_dim=constants.PROSODY_DIM,
+                 num_classes=constants.NUM_CLASSES, class_weight="balanced",
                  name=SVM, **kwargs):
         config = config_model.constructor_arguments(locals())
         inputs, features, width = _standardised_functionals(
@@ -223,7 +220,9 @@ class BaselineLogReg(config_model.ConfigModel):
     """
 
     def __init__(self, logreg_c=1.0, feature_mean=None, feature_std=None,
-                 mfcc_dim=39, prosody_dim=35, num_classes=4,
+                 mfcc_dim=constants.MFCC_DIM,
+                 prosody_dim=constants.PROSODY_DIM,
+                 num_classes=constants.NUM_CLASSES,
                  class_weight="balanced", name=LOGREG, **kwargs):
         config = config_model.constructor_arguments(locals())
         inputs, features, _ = _standardised_functionals(
@@ -278,7 +277,11 @@ def _svm_arrays(svc, num_classes):
     return vectors, coef.astype(np.float32), intercept.astype(np.float32)
 
 
-def _fit(kind, train_x, train_y, c, gamma, class_weight, seed):
+def fit_estimator(kind, train_x, train_y, c, gamma, class_weight, seed):
+    """The scikit-learn estimator of `kind` (`SVM`: RBF SVC with C and γ;
+    `LOGREG`: logistic regression with C) fitted on standardised
+    functionals; what `fit` converts into the Keras model's weights."""
+    # Imported here: scikit-learn is needed only to fit the baselines.
     from sklearn import linear_model
     from sklearn import svm
 
@@ -292,7 +295,8 @@ def _fit(kind, train_x, train_y, c, gamma, class_weight, seed):
         random_state=seed).fit(train_x, train_y)
 
 
-def fit(kind, train_x, train_y, dev_x=None, dev_y=None, num_classes=4,
+def fit(kind, train_x, train_y, dev_x=None, dev_y=None,
+        num_classes=constants.NUM_CLASSES,
         select=True, class_weight="balanced", seed=0, log=None):
     """Fits a baseline on functionals; picks C (and γ) on dev UA.
 
@@ -336,8 +340,8 @@ def fit(kind, train_x, train_y, dev_x=None, dev_y=None, num_classes=4,
     if select and dev_x is not None and len(dev_x):
         dev = _standardise(dev_x, mean, std)
         for c, gamma in grid:
-            predictions = _fit(kind, x, train_y, c, gamma, class_weight,
-                               seed).predict(dev)
+            predictions = fit_estimator(kind, x, train_y, c, gamma,
+                                        class_weight, seed).predict(dev)
             scores.append({"C": c, "gamma": gamma, "dev_ua":
                            _unweighted_accuracy(np.asarray(dev_y),
                                                 predictions, num_classes)})
@@ -345,8 +349,8 @@ def fit(kind, train_x, train_y, dev_x=None, dev_y=None, num_classes=4,
         chosen = (best["C"], best["gamma"])
     else:
         chosen = default
-    estimator = _fit(kind, x, train_y, chosen[0], chosen[1], class_weight,
-                     seed)
+    estimator = fit_estimator(kind, x, train_y, chosen[0], chosen[1],
+                              class_weight, seed)
     kwargs = dict(feature_mean=mean, feature_std=std,
                   class_weight=class_weight)
     if kind == SVM:

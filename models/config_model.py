@@ -24,6 +24,19 @@ def glorot(seed):
     return keras.initializers.GlorotUniform(seed=seed)
 
 
+def check_keep_prob(name, value):
+    """Raises ValueError unless `value` is a keep probability in (0, 1]."""
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be a keep probability in (0, 1]; "
+                         f"found {value}.")
+
+
+def check_choice(name, value, choices):
+    """Raises ValueError unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; found {value!r}.")
+
+
 class ConfigModel(keras.Model):
     """Base of the toolkit's functional models (see the module docstring)."""
 

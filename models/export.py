@@ -347,6 +347,10 @@ def _replace_directory(new_dir, target, parent):
     """Renames `new_dir` to `target`. An existing export at `target`
     (allowed by `check_target`) is moved aside first and deleted only once
     the new one is in place (restored if that rename fails)."""
+    # Not common.atomic_files.atomic_directory: that one deletes the old
+    # folder before renaming the new one in, so a failed rename would leave
+    # no export at all; a served export must stay in place until its
+    # replacement is.
     if not os.path.lexists(target):
         os.replace(new_dir, target)
         return

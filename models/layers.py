@@ -10,6 +10,15 @@ these layers reproduce the original exactly:
   exactly-zero outputs past it.
 * `LuongDotAttention`: a query vector attends over a sequence by dot product,
   optionally masking padded steps.
+
+and the generic sequence layers of the other models (seed systems, ARE_POOL),
+each exact under right padding:
+
+* `MaskSequence`: zeroes the steps at and beyond each length.
+* `HalveLengths`: the lengths left by a stride-2 "same" pooling.
+* `MaskedBiLSTM`: a bidirectional LSTM over the real steps only.
+* `PositionEmbedding`: a learned position embedding.
+* `KeyPaddingMask`: the attention mask that hides padded keys.
 """
 
 import keras
@@ -17,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
 
+from models import config_model
 from models import gru_recurrence
 
 # Scores of masked positions; finite (like the original's -FLT_MAX) so that a
@@ -411,3 +421,172 @@ class LuongDotAttention(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(),
                 "mask_attention": self.mask_attention}
+
+
+# ------------------------------------------------ generic sequence layers ---
+
+_seed = config_model.offset_seed
+_glorot = config_model.glorot
+_check_keep = config_model.check_keep_prob
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class MaskSequence(keras.layers.Layer):
+    """Zeroes the steps at and beyond each length.
+
+    Inputs: `(sequence [B, T, ...], lengths [B] int)`; output: the sequence
+    with steps t >= length set to exactly 0 (lengths clipped to [0, T]).
+    """
+
+    def call(self, sequence, lengths):
+        steps = tf.shape(sequence)[1]
+        lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, steps)
+        mask = tf.sequence_mask(lengths, steps, dtype=sequence.dtype)
+        mask = tf.reshape(mask, tf.concat(
+            [tf.shape(mask), tf.ones([tf.rank(sequence) - 2], tf.int32)], 0))
+        return sequence * mask
+
+    def compute_output_shape(self, sequence_shape, lengths_shape):
+        return sequence_shape
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class HalveLengths(keras.layers.Layer):
+    """lengths → ceil(lengths / 2): the steps left by a stride-2 "same" pool."""
+
+    def call(self, lengths):
+        lengths = tf.cast(lengths, tf.int32)
+        return (lengths + 1) // 2
+
+    def compute_output_shape(self, lengths_shape):
+        return lengths_shape
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class MaskedBiLSTM(keras.layers.Layer):
+    """A bidirectional LSTM over the real steps of right-padded sequences.
+
+    The forward LSTM reads steps 0..length−1; the backward LSTM reads the
+    same steps reversed (`tf.reverse_sequence` by length, so it starts at the
+    last REAL step, not at the padding). Outputs are [forward; backward] per
+    step, exactly 0 at steps >= length. Dropout (keep probabilities, as the
+    Yoon flags) on the input and output sequences, in training only.
+
+    Args:
+        units: int. Hidden size per direction (output 2·units).
+        input_keep_prob, output_keep_prob: float in (0, 1].
+        seed: int or None.
+
+    Inputs: `(sequence [B, T, I], lengths [B] int)`.
+    Outputs: `(outputs [B, T, 2·units], last [B, 2·units])`: `last` is the
+    forward state after step length−1 joined with the backward state after
+    step 0 (both 0 for length 0).
+    Trainable parameters: 2 · 4·units·(I + units + 1).
+    """
+
+    def __init__(self, units, input_keep_prob=1.0, output_keep_prob=1.0,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_keep("input_keep_prob", input_keep_prob)
+        _check_keep("output_keep_prob", output_keep_prob)
+        self.units = units
+        self.input_keep_prob = input_keep_prob
+        self.output_keep_prob = output_keep_prob
+        self.seed = seed
+        self.forward = keras.layers.LSTM(
+            units, return_sequences=True, return_state=True,
+            kernel_initializer=_glorot(seed), name="forward")
+        self.backward = keras.layers.LSTM(
+            units, return_sequences=True, return_state=True,
+            kernel_initializer=_glorot(_seed(seed, 1)), name="backward")
+        self.input_dropout = keras.layers.Dropout(
+            1.0 - input_keep_prob, seed=_seed(seed, 2), name="input_dropout")
+        self.output_dropout = keras.layers.Dropout(
+            1.0 - output_keep_prob, seed=_seed(seed, 3),
+            name="output_dropout")
+
+    def build(self, input_shape):
+        sequence_shape = tuple(input_shape[0])
+        self.forward.build(sequence_shape)
+        self.backward.build(sequence_shape)
+
+    def call(self, inputs, training=None):
+        sequence, lengths = inputs
+        steps = tf.shape(sequence)[1]
+        lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, steps)
+        mask = tf.sequence_mask(lengths, steps)
+        sequence = self.input_dropout(sequence, training=training)
+        sequence = sequence * tf.cast(mask, sequence.dtype)[:, :, None]
+        forward, forward_state, _ = self.forward(sequence, mask=mask,
+                                                 training=training)
+        reversed_ = tf.reverse_sequence(sequence, lengths, seq_axis=1,
+                                        batch_axis=0)
+        backward, backward_state, _ = self.backward(reversed_, mask=mask,
+                                                    training=training)
+        backward = tf.reverse_sequence(backward, lengths, seq_axis=1,
+                                       batch_axis=0)
+        outputs = tf.concat([forward, backward], axis=-1)
+        outputs *= tf.cast(mask, outputs.dtype)[:, :, None]
+        has_steps = tf.cast(lengths > 0, outputs.dtype)[:, None]
+        last = tf.concat([forward_state, backward_state], -1) * has_steps
+        outputs = self.output_dropout(outputs, training=training)
+        return outputs, last
+
+    def compute_output_shape(self, input_shape):
+        sequence_shape = tuple(input_shape[0])
+        return (sequence_shape[:2] + (2 * self.units,),
+                (sequence_shape[0], 2 * self.units))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "input_keep_prob": self.input_keep_prob,
+                "output_keep_prob": self.output_keep_prob,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned position embedding [max_length, D] to [B, T, D].
+
+    T may be at most `max_length`. Trainable parameters: max_length · D.
+    """
+
+    def __init__(self, max_length, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.seed = seed
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(
+            name="positions", shape=(self.max_length, input_shape[-1]),
+            initializer=keras.initializers.RandomNormal(0.0, 0.02,
+                                                        seed=self.seed))
+
+    def call(self, inputs):
+        steps = tf.shape(inputs)[1]
+        return inputs + self.positions[None, :steps]
+
+    def get_config(self):
+        return {**super().get_config(), "max_length": self.max_length,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="mse")
+class KeyPaddingMask(keras.layers.Layer):
+    """lengths [B] → bool attention mask [B, T, T]: key s is visible iff
+    s < length (every query row sees the real keys only)."""
+
+    def __init__(self, steps, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = steps
+
+    def call(self, lengths):
+        keys = tf.sequence_mask(tf.cast(lengths, tf.int32), self.steps)
+        return tf.tile(keys[:, None, :], [1, self.steps, 1])
+
+    def compute_output_spec(self, lengths):
+        return keras.KerasTensor((lengths.shape[0], self.steps, self.steps),
+                                 dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps}

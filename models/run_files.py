@@ -10,8 +10,9 @@ A run folder puts one line there, ever (`record_result`,
 
 import json
 import os
-import tempfile
 import time
+
+from common import atomic_files
 
 RESULT_FILE = "TEST_run_result.txt"
 # What a finished run records: its result line and the file it went to.
@@ -86,16 +87,7 @@ def append_line(path, line):
         finally:
             os.close(descriptor)
     except OSError as error:
-        raise _named(error, path) from None
-
-
-def _named(error, path):
-    """The same OSError with `path` as its file name (a failed write on a
-    descriptor names no file)."""
-    if error.filename is not None:
-        return error
-    # OSError(errno, ...) picks the subclass (FileNotFoundError, ...).
-    return OSError(error.errno, error.strerror or str(error), path)
+        raise atomic_files.named(error, path) from None
 
 
 def append_result(path, dataset, name, best_dev_accuracy, test_accuracy,
@@ -178,21 +170,12 @@ def _py2_str(value):
 
 def write_json(path, data):
     """Writes JSON atomically (temporary file in the same folder, renamed)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".json",
-                                            dir=directory)
-    try:
-        with os.fdopen(descriptor, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp_path, path)
-    except OSError as error:
-        os.unlink(tmp_path)
-        raise _named(error, path) from None
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
+
+    def write(f):
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+    atomic_files.atomic_write(path, write)
 
 
 def read_json(path):

@@ -12,7 +12,9 @@ one hidden layer. The faithful ARE (models/yoon.py) is unchanged.
 import keras
 import tensorflow as tf
 
+from common import constants
 from models import config_model
+from models import inputs as inputs_lib
 from models import layers
 from models import pooling as pooling_lib
 
@@ -56,21 +58,18 @@ class ARE_POOL(config_model.ConfigModel):
 
     def __init__(self, audio_units=64, audio_layers=1, audio_keep_prob=0.5,
                  bidirectional=True, pooling="mean_max", hidden_units=64,
-                 frame_stride=1, use_prosody=True, mfcc_dim=39, prosody_dim=35,
-                 num_classes=4, audio_normalization=None, seed=None,
+                 frame_stride=1, use_prosody=True,
+                 mfcc_dim=constants.MFCC_DIM,
+                 prosody_dim=constants.PROSODY_DIM,
+                 num_classes=constants.NUM_CLASSES, audio_normalization=None,
+                 seed=None,
                  name="ARE_POOL", **kwargs):
         config = config_model.constructor_arguments(locals())
         if pooling not in POOLINGS:
             raise ValueError(f"ARE_POOL pooling must be one of {POOLINGS}; "
                              f"found {pooling!r}.")
         seed_at = config_model.offset_seed
-        inputs = {
-            "audio_mfcc": keras.Input((None, mfcc_dim), name="audio_mfcc"),
-            "audio_length": keras.Input((), dtype="int32",
-                                        name="audio_length"),
-            "audio_prosody": keras.Input((prosody_dim,),
-                                         name="audio_prosody"),
-        }
+        inputs = inputs_lib.audio_inputs(mfcc_dim, prosody_dim)
         frames, prosody = layers.standardize_audio(
             inputs["audio_mfcc"], inputs["audio_prosody"],
             audio_normalization)

@@ -56,6 +56,7 @@ not epochs.
 import contextlib
 import dataclasses
 import os
+import sys
 import time
 
 import keras
@@ -598,8 +599,8 @@ class Trainer:
             self._writable(TENSORBOARD_DIR))
         started = time.time()
         step = start_step
-        progress = _Progress(start_step, config.num_train_steps,
-                             self.is_chief and self.progress)
+        progress = Progress(start_step, config.num_train_steps,
+                            self.is_chief and self.progress)
         # Training losses since the last validation (averaged for its line).
         interval = _Interval(step)
         while (step < config.num_train_steps
@@ -731,15 +732,13 @@ class _Interval:
         return figures
 
 
-class _Progress:
+class Progress:
     """Training progress on stderr: a live tqdm bar on a terminal; in a log
     file (no terminal) a plain line every 30 s instead of bar redraws."""
 
     LOG_INTERVAL = 30.0
 
     def __init__(self, start_step, total, enabled):
-        import sys
-
         self.bar = None
         self.enabled = enabled
         self.total = total
@@ -747,6 +746,7 @@ class _Progress:
         self.start_step, self.step = start_step, start_step
         self.started = self.last_line = time.time()
         if enabled and self.file.isatty():
+            # Imported here: tqdm is optional (only for a terminal).
             import tqdm
 
             self.bar = tqdm.tqdm(total=total, initial=start_step,

@@ -39,53 +39,18 @@ The encoder layer is always named `wav2vec2` (`ENCODER_LAYER_NAME`);
 
 import keras
 
+from common import constants
 from models import config_model
+from models import encoders
+from models import inputs as inputs_lib
 from models import layers
-from models import pooling as pooling_lib
-from models import wav2vec2_encoder
-from models import yoon
 
-ENCODER_LAYER_NAME = "wav2vec2"
-WAVEFORM_INPUTS = ("waveform", "waveform_length")
-POOLINGS = ("mean", "attention")
-
-
-def _waveform_inputs():
-    return {
-        "waveform": keras.Input((None,), dtype="float32", name="waveform"),
-        "waveform_length": keras.Input((), dtype="int32",
-                                       name="waveform_length"),
-    }
-
+# The encoder layer's name and the poolings (`models/encoders.py`).
+ENCODER_LAYER_NAME = encoders.WAV2VEC2_LAYER_NAME
+POOLINGS = encoders.WAV2VEC2_POOLINGS
 
 _glorot = config_model.glorot
-
-
-def _audio_vector(inputs, hub_handle, encoder_trainable,
-                  freeze_feature_extractor, fixed_input_length, pooling,
-                  seed):
-    """e_W: the pooled wav2vec2 frames of the real samples, [B, D].
-
-    Frames at and beyond each example's frame length (computed from
-    `waveform_length` by the encoder's convolution arithmetic) get zero
-    weight in the pooling.
-    """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}; found "
-                         f"{pooling!r}.")
-    encoder = wav2vec2_encoder.Wav2Vec2Encoder(
-        hub_handle, trainable=encoder_trainable,
-        freeze_feature_extractor=freeze_feature_extractor,
-        fixed_input_length=fixed_input_length, name=ENCODER_LAYER_NAME)
-    features, frame_lengths = encoder(inputs["waveform"],
-                                      inputs["waveform_length"])
-    if pooling == "mean":
-        pool = pooling_lib.MaskedMeanPooling(name="audio_pooling")
-    else:
-        # AttentionPooling's query is initialised by its own initialisers;
-        # the seed of the Keras RNG (keras.utils.set_random_seed) fixes it.
-        pool = pooling_lib.AttentionPooling(name="audio_pooling")
-    return pool(features, frame_lengths)
+_seed = config_model.offset_seed
 
 
 @keras.saving.register_keras_serializable(package="mse")
@@ -115,15 +80,15 @@ class W2V2(config_model.ConfigModel):
 
     def __init__(self, hub_handle, encoder_trainable=True,
                  freeze_feature_extractor=True, fixed_input_length=None,
-                 pooling="mean", num_classes=4, seed=None, name="W2V2",
-                 **kwargs):
+                 pooling="mean", num_classes=constants.NUM_CLASSES, seed=None,
+                 name="W2V2", **kwargs):
         config = config_model.constructor_arguments(locals())
-        inputs = _waveform_inputs()
-        audio = _audio_vector(inputs, hub_handle, encoder_trainable,
-                              freeze_feature_extractor, fixed_input_length,
-                              pooling, seed)
+        inputs = inputs_lib.waveform_inputs()
+        audio = encoders.wav2vec2_vector(
+            inputs, hub_handle, encoder_trainable, freeze_feature_extractor,
+            fixed_input_length, pooling, seed)
         logits = keras.layers.Dense(
-            num_classes, kernel_initializer=_glorot(config_model.offset_seed(seed, 1)),
+            num_classes, kernel_initializer=_glorot(_seed(seed, 1)),
             name="logits")(audio)
         self._finish(inputs, logits, config, name, kwargs)
 
@@ -145,26 +110,28 @@ class W2V2_TRE(config_model.ConfigModel):  # noqa: N801 (the model's registry na
                  freeze_feature_extractor=True, fixed_input_length=None,
                  pooling="mean", embedding_dim=300, embedding_trainable=True,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
-                 text_length=128, num_classes=4, seed=None, name="W2V2_TRE",
+                 text_length=constants.TEXT_LENGTH,
+                 num_classes=constants.NUM_CLASSES, seed=None, name="W2V2_TRE",
                  **kwargs):
         config = config_model.constructor_arguments(locals())
-        inputs = {**_waveform_inputs(), **yoon._text_inputs(text_length)}
-        audio = _audio_vector(inputs, hub_handle, encoder_trainable,
-                              freeze_feature_extractor, fixed_input_length,
-                              pooling, seed)
-        _, text = yoon._text_branch(inputs, vocab_size, embedding_dim,
-                                    embedding_trainable, text_units,
-                                    text_layers, text_keep_prob, seed)
+        inputs = {**inputs_lib.waveform_inputs(),
+                  **inputs_lib.text_inputs(text_length)}
+        audio = encoders.wav2vec2_vector(
+            inputs, hub_handle, encoder_trainable, freeze_feature_extractor,
+            fixed_input_length, pooling, seed)
+        _, text = encoders.text_branch(inputs, vocab_size, embedding_dim,
+                                       embedding_trainable, text_units,
+                                       text_layers, text_keep_prob, seed)
         audio = keras.layers.Dense(
             audio.shape[-1] // 2,
-            kernel_initializer=_glorot(config_model.offset_seed(seed, 2)),
+            kernel_initializer=_glorot(_seed(seed, 2)),
             name="audio_projection")(audio)
         text = keras.layers.Dense(
-            text_units // 2, kernel_initializer=_glorot(config_model.offset_seed(seed, 3)),
+            text_units // 2, kernel_initializer=_glorot(_seed(seed, 3)),
             name="text_projection")(text)
         fused = keras.layers.Concatenate(name="fused")([audio, text])
         logits = keras.layers.Dense(
-            num_classes, kernel_initializer=_glorot(config_model.offset_seed(seed, 1)),
+            num_classes, kernel_initializer=_glorot(_seed(seed, 1)),
             name="logits")(fused)
         self._finish(inputs, logits, config, name, kwargs)
 
@@ -187,25 +154,27 @@ class W2V2_TREA(config_model.ConfigModel):  # noqa: N801 (the model's registry n
                  freeze_feature_extractor=True, fixed_input_length=None,
                  pooling="mean", embedding_dim=300, embedding_trainable=True,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
-                 text_length=128, num_classes=4, mask_attention=True,
+                 text_length=constants.TEXT_LENGTH,
+                 num_classes=constants.NUM_CLASSES, mask_attention=True,
                  seed=None, name="W2V2_TREA", **kwargs):
         config = config_model.constructor_arguments(locals())
-        inputs = {**_waveform_inputs(), **yoon._text_inputs(text_length)}
-        audio = _audio_vector(inputs, hub_handle, encoder_trainable,
-                              freeze_feature_extractor, fixed_input_length,
-                              pooling, seed)
-        text_outputs, _ = yoon._text_branch(
+        inputs = {**inputs_lib.waveform_inputs(),
+                  **inputs_lib.text_inputs(text_length)}
+        audio = encoders.wav2vec2_vector(
+            inputs, hub_handle, encoder_trainable, freeze_feature_extractor,
+            fixed_input_length, pooling, seed)
+        text_outputs, _ = encoders.text_branch(
             inputs, vocab_size, embedding_dim, embedding_trainable,
             text_units, text_layers, text_keep_prob, seed)
         query = keras.layers.Dense(
-            text_units, kernel_initializer=_glorot(config_model.offset_seed(seed, 2)),
+            text_units, kernel_initializer=_glorot(_seed(seed, 2)),
             name="audio_query")(audio)
         context, _ = layers.LuongDotAttention(
             mask_attention=mask_attention, name="text_attention")(
                 [text_outputs, query, inputs["text_length"]])
         fused = keras.layers.Concatenate(name="fused")([context, query])
         logits = keras.layers.Dense(
-            num_classes, kernel_initializer=_glorot(config_model.offset_seed(seed, 1)),
+            num_classes, kernel_initializer=_glorot(_seed(seed, 1)),
             name="logits")(fused)
         self._finish(inputs, logits, config, name, kwargs)
 

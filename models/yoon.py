@@ -26,93 +26,22 @@ layer: ARE 145,541; TRE 300·V + 302,001; MDRE 300·V + 494,166; MDREA
 
 import keras
 
+from common import constants
 from models import config_model
+from models import encoders
+from models import inputs as inputs_lib
 from models import layers
-
-AUDIO_INPUTS = ("audio_mfcc", "audio_length", "audio_prosody")
-TEXT_INPUTS = ("text_ids", "text_length")
-
-
-def _audio_inputs(mfcc_dim, prosody_dim):
-    return {
-        "audio_mfcc": keras.Input((None, mfcc_dim), name="audio_mfcc"),
-        "audio_length": keras.Input((), dtype="int32", name="audio_length"),
-        "audio_prosody": keras.Input((prosody_dim,), name="audio_prosody"),
-    }
-
-
-def _text_inputs(text_length):
-    return {
-        "text_ids": keras.Input((text_length,), dtype="int32",
-                                name="text_ids"),
-        "text_length": keras.Input((), dtype="int32", name="text_length"),
-    }
-
-
-def _gru_stack(sequence, lengths, units, num_layers, keep_prob, seed, prefix,
-               top_sequence=True, gru_impl="tf1"):
-    """Stacked GRU layers; returns (top outputs, top final state).
-
-    With `top_sequence=False` the top layer returns only its state and the
-    outputs returned are None (the audio branch needs only the state).
-    `gru_impl` picks the layer (`layers.GRU_IMPLEMENTATIONS`): "tf1" the
-    original's cell, "cudnn" the cuDNN-eligible reset_after one.
-    """
-    if gru_impl not in layers.GRU_IMPLEMENTATIONS:
-        raise ValueError(f"gru_impl must be one of "
-                         f"{sorted(layers.GRU_IMPLEMENTATIONS)}, got "
-                         f"{gru_impl!r}.")
-    state = None
-    for index in range(num_layers):
-        sequences = top_sequence or index < num_layers - 1
-        result = layers.GRU_IMPLEMENTATIONS[gru_impl](
-            units, input_keep_prob=keep_prob, output_keep_prob=keep_prob,
-            return_sequences=sequences,
-            seed=None if seed is None else seed + 10 * index,
-            name=f"{prefix}_gru_{index}")([sequence, lengths])
-        sequence, state = result if sequences else (None, result)
-    return sequence, state
-
-
-def _audio_branch(inputs, units, num_layers, keep_prob, seed,
-                  normalization, gru_impl="tf1"):
-    """e_A = concat(final GRU state over MFCC, prosody): [B, units + 35].
-
-    With `normalization` (dict of mfcc_mean/mfcc_std/prosody_mean/
-    prosody_std lists) both inputs are standardised first; padded frames
-    become non-zero but stay masked.
-    """
-    mfcc, prosody = layers.standardize_audio(
-        inputs["audio_mfcc"], inputs["audio_prosody"], normalization)
-    _, state = _gru_stack(mfcc, inputs["audio_length"], units, num_layers,
-                          keep_prob, seed, "audio", top_sequence=False,
-                          gru_impl=gru_impl)
-    return keras.layers.Concatenate(name="audio_vector")([state, prosody])
-
-
-def _text_branch(inputs, vocab_size, embedding_dim, embedding_trainable,
-                 units, num_layers, keep_prob, seed, gru_impl="tf1"):
-    """Returns (GRU output sequence [B, 128, units], final state [B, units])."""
-    embedded = keras.layers.Embedding(
-        vocab_size, embedding_dim,
-        embeddings_initializer=keras.initializers.RandomNormal(
-            0.0, 0.01, seed=seed),
-        trainable=embedding_trainable, name="word_embedding")(
-            inputs["text_ids"])
-    return _gru_stack(embedded, inputs["text_length"], units, num_layers,
-                      keep_prob, None if seed is None else seed + 100, "text",
-                      gru_impl=gru_impl)
-
 
 def _multimodal_encoders(config):
     """Inputs, e_A [B, 235] and the text GRU (outputs, state) of MDRE(A)."""
-    inputs = {**_audio_inputs(config["mfcc_dim"], config["prosody_dim"]),
-              **_text_inputs(config["text_length"])}
-    audio = _audio_branch(inputs, config["audio_units"],
+    inputs = {**inputs_lib.audio_inputs(config["mfcc_dim"],
+                                        config["prosody_dim"]),
+              **inputs_lib.text_inputs(config["text_length"])}
+    audio = encoders.audio_branch(inputs, config["audio_units"],
                           config["audio_layers"], config["audio_keep_prob"],
                           config["seed"], config["audio_normalization"],
                           config["gru_impl"])
-    text_outputs, text_state = _text_branch(
+    text_outputs, text_state = encoders.text_branch(
         inputs, config["vocab_size"], config["embedding_dim"],
         config["embedding_trainable"], config["text_units"],
         config["text_layers"], config["text_keep_prob"], config["seed"],
@@ -158,14 +87,16 @@ class ARE(_YoonModel):
     """
 
     def __init__(self, audio_units=200, audio_layers=1, audio_keep_prob=0.7,
-                 mfcc_dim=39, prosody_dim=35, num_classes=4,
+                 mfcc_dim=constants.MFCC_DIM,
+                 prosody_dim=constants.PROSODY_DIM,
+                 num_classes=constants.NUM_CLASSES,
                  audio_normalization=None, seed=None, gru_impl="tf1",
                  name="ARE", **kwargs):
         config = _constructor_arguments(locals())
-        inputs = _audio_inputs(mfcc_dim, prosody_dim)
-        audio = _audio_branch(inputs, audio_units, audio_layers,
-                              audio_keep_prob, seed, audio_normalization,
-                              gru_impl)
+        inputs = inputs_lib.audio_inputs(mfcc_dim, prosody_dim)
+        audio = encoders.audio_branch(inputs, audio_units, audio_layers,
+                                      audio_keep_prob, seed,
+                                      audio_normalization, gru_impl)
         self._build(inputs, audio, config, name, kwargs)
 
 
@@ -188,13 +119,15 @@ class TRE(_YoonModel):
 
     def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
-                 text_length=128, num_classes=4, seed=None, gru_impl="tf1",
+                 text_length=constants.TEXT_LENGTH,
+                 num_classes=constants.NUM_CLASSES, seed=None, gru_impl="tf1",
                  name="TRE", **kwargs):
         config = _constructor_arguments(locals())
-        inputs = _text_inputs(text_length)
-        _, state = _text_branch(inputs, vocab_size, embedding_dim,
-                                embedding_trainable, text_units, text_layers,
-                                text_keep_prob, seed, gru_impl)
+        inputs = inputs_lib.text_inputs(text_length)
+        _, state = encoders.text_branch(inputs, vocab_size, embedding_dim,
+                                        embedding_trainable, text_units,
+                                        text_layers, text_keep_prob, seed,
+                                        gru_impl)
         self._build(inputs, state, config, name, kwargs)
 
 
@@ -212,7 +145,10 @@ class MDRE(_YoonModel):
     def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
                  audio_units=200, audio_layers=1, audio_keep_prob=0.7,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
-                 mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
+                 mfcc_dim=constants.MFCC_DIM,
+                 prosody_dim=constants.PROSODY_DIM,
+                 text_length=constants.TEXT_LENGTH,
+                 num_classes=constants.NUM_CLASSES,
                  audio_normalization=None, seed=None, gru_impl="tf1",
                  name="MDRE", **kwargs):
         config = _constructor_arguments(locals())
@@ -243,7 +179,10 @@ class MDREA(_YoonModel):
     def __init__(self, vocab_size, embedding_dim=300, embedding_trainable=True,
                  audio_units=200, audio_layers=1, audio_keep_prob=0.7,
                  text_units=200, text_layers=1, text_keep_prob=0.3,
-                 mfcc_dim=39, prosody_dim=35, text_length=128, num_classes=4,
+                 mfcc_dim=constants.MFCC_DIM,
+                 prosody_dim=constants.PROSODY_DIM,
+                 text_length=constants.TEXT_LENGTH,
+                 num_classes=constants.NUM_CLASSES,
                  mask_attention=True, audio_normalization=None, seed=None,
                  gru_impl="tf1", name="MDREA", **kwargs):
         config = _constructor_arguments(locals())

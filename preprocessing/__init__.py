@@ -2,5 +2,5 @@
 
 This package never imports `models` (and `models` never imports it). The
 feature names the pipeline emits are checked against the models' input names
-by `tests/test_contract.py`, not by a cross-import.
+by `tests/models/test_contract.py`, not by a cross-import.
 """

@@ -41,20 +41,23 @@ counted by `error_report`), never an error.
 import collections
 import dataclasses
 import hashlib
+from importlib import metadata
 import json
 import os
 import re
 import time
 
+import joblib
 import numpy as np
 
 from common import atomic_files
-from preprocessing import audio_features
+from common.constants import SAMPLE_RATE
+from preprocessing import audio_io
+from preprocessing import progress as progress_lib
 from preprocessing.reference_arrays import DataError
 
 BACKENDS = ("pocketsphinx", "ctc")
 DEFAULT_SPEC = "pocketsphinx"
-SAMPLE_RATE = audio_features.SAMPLE_RATE
 CACHE_VERSION = 1
 # facebook/wav2vec2-base-960h's character vocabulary (its vocab.json): the
 # default when a CTC SavedModel carries none.
@@ -180,6 +183,7 @@ class PocketSphinxRecognizer(Recognizer):
     def __init__(self, spec, options):
         super().__init__(spec, options)
         try:
+            # Loaded only by this recogniser (its ~38 MB model with it).
             import pocketsphinx
         except ImportError as error:
             raise AsrError(
@@ -224,7 +228,7 @@ class PocketSphinxRecognizer(Recognizer):
 
     def _get_decoder(self):
         if self._decoder is None:
-            from pocketsphinx import Decoder
+            from pocketsphinx import Decoder  # As in __init__.
             try:
                 self._decoder = Decoder(samprate=SAMPLE_RATE,
                                         loglevel="FATAL", **self._config)
@@ -273,6 +277,8 @@ class CtcRecognizer(Recognizer):
         # A missing handle is reported before TensorFlow is imported.
         self.path = _resolve_handle(self.handle)
         try:
+            # TensorFlow is heavy (~5 s): imported only by the ctc
+            # recogniser, so the others (and build_arrays) never load it.
             import tensorflow as tf  # noqa: F401
         except ImportError as error:
             raise AsrError("ASR backend 'ctc' needs TensorFlow "
@@ -331,7 +337,7 @@ class CtcRecognizer(Recognizer):
 
     def _load(self):
         if self._model is None:
-            import tensorflow as tf
+            import tensorflow as tf  # Heavy: ctc only (see __init__).
             try:
                 loaded = tf.saved_model.load(self.path)
             except Exception as error:  # Any loader failure: name the path.
@@ -384,7 +390,7 @@ class CtcRecognizer(Recognizer):
 
     def logits(self, waveform):
         """Per-frame logits of one utterance: float32 [frames, V]."""
-        import tensorflow as tf
+        import tensorflow as tf  # Heavy: ctc only (see __init__).
 
         _, function, input_name, fixed = self._load()
         x = np.asarray(waveform, np.float32)
@@ -452,7 +458,6 @@ def _number_or_text(value):
 
 
 def _package_version(name):
-    from importlib import metadata
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -479,7 +484,7 @@ def _resolve_handle(handle):
     """A CTC handle (directory or TF-Hub URL) → a SavedModel directory."""
     if _is_url(handle):
         try:
-            import tensorflow_hub as hub
+            import tensorflow_hub as hub  # Optional: URL handles only.
         except ImportError as error:
             raise AsrError(f"--asr=ctc:{handle}: URL handles need "
                            "tensorflow-hub (pip install tensorflow-hub).") \
@@ -623,7 +628,7 @@ def transcribe_many(recognizer, items, num_workers=2, progress=True,
     pending = []  # (index, waveform, digest, cache path)
     for index, item in enumerate(items):
         try:
-            waveform = (audio_features.load_wav(item)
+            waveform = (audio_io.load_wav(item)
                         if isinstance(item, (str, bytes, os.PathLike))
                         else np.asarray(item, np.float32))
         except DataError as error:
@@ -644,13 +649,12 @@ def transcribe_many(recognizer, items, num_workers=2, progress=True,
         pending.append((index, waveform, digest, path))
 
     recognizer.parameters  # Computed once here, not in every worker.
-    meter = audio_features._Progress(len(pending), progress and bool(pending),
-                                     label="asr")
+    meter = progress_lib.Progress(len(pending), progress and bool(pending),
+                                  label="asr")
     if (recognizer.parallel_in_processes and num_workers > 1
             and len(pending) > 1):
-        # Fresh loky processes, as audio_features.extract_many (safe next
+        # Fresh loky processes, as extraction.extract_many (safe next
         # to TensorFlow; reused between calls); results in input order.
-        import joblib
         outputs = joblib.Parallel(
             n_jobs=min(num_workers, len(pending)), backend="loky",
             return_as="generator", batch_size=1)(
@@ -717,7 +721,7 @@ def error_report(references, hypotheses, ids=None, top=20):
         top_substitutions [{reference, hypothesis, count}], top_deletions /
         top_insertions [{word, count}], normalization.
     """
-    import jiwer
+    import jiwer  # Only where WER is reported (build_arrays --asr, bench).
 
     references, hypotheses = list(references), list(hypotheses)
     if len(references) != len(hypotheses):

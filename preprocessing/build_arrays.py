@@ -8,7 +8,7 @@
         --manifest=demo_data/metadata.tsv --output_dir=data/demo --split=speaker
 
 Steps: read the corpus (IEMOCAP release layout or a CSV/TSV manifest), extract
-MFCC-E-D-A and prosody in parallel (`audio_features`), tokenise
+MFCC-E-D-A and prosody in parallel (`extraction`), tokenise
 (`text_features`), split (`splits`), then per fold: vocabulary (training
 split only, sorted, by default; `--vocabulary=all` builds it over all data as
 the original did, `--vocabulary_file` reuses a released `dic.pkl`), ids
@@ -52,15 +52,21 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
+from absl import app
+from absl import flags
 import numpy as np
 
+from common import atomic_files
+from common import constants
 from preprocessing import asr
-from preprocessing import audio_features
+from preprocessing import audio_io
+from preprocessing import cli
+from preprocessing import extraction
 from preprocessing import glove
 from preprocessing import iemocap
 from preprocessing import manifest_corpus
+from preprocessing import prosody as prosody_lib
 from preprocessing import reference_arrays
 from preprocessing import splits as splits_lib
 from preprocessing import text_features
@@ -150,7 +156,7 @@ class BuildConfig:
     vocabulary_file: str = None
     min_count: int = 1
     label_map: dict = None
-    label_names: tuple = reference_arrays.LABEL_NAMES
+    label_names: tuple = constants.LABEL_NAMES
     colon_truncation: bool = False
     sessions: tuple = None
     on_bad_row: str = "skip"
@@ -178,9 +184,9 @@ class BuildConfig:
         if self.split not in splits_lib.POLICIES:
             raise ValueError(f"split={self.split!r}: expected one of "
                              f"{splits_lib.POLICIES}.")
-        if self.features not in audio_features.BACKENDS:
+        if self.features not in extraction.BACKENDS:
             raise ValueError(f"features={self.features!r}: expected one of "
-                             f"{audio_features.BACKENDS}.")
+                             f"{extraction.BACKENDS}.")
         if self.vocabulary not in VOCABULARY_POLICIES:
             raise ValueError(f"vocabulary={self.vocabulary!r}: expected one "
                              f"of {VOCABULARY_POLICIES}.")
@@ -233,14 +239,15 @@ def read_waveforms(examples, max_seconds=None, log=None):
         sample: ~0.8 GB for IEMOCAP's 5,531 utterances).
     """
     max_samples = (None if max_seconds is None else
-                   max(1, int(round(max_seconds * audio_features.SAMPLE_RATE))))
+                   max(1, int(round(max_seconds
+                                    * constants.SAMPLE_RATE))))
     if log:
         log(f"[build_arrays] reading {len(examples)} waveforms (16 kHz "
             "int16" + (f", cropped to {max_seconds} s" if max_samples else "")
             + ")")
     waveforms = []
     for example in examples:
-        waveform = audio_features.load_wav(example.wav_path)[:max_samples]
+        waveform = audio_io.load_wav(example.wav_path)[:max_samples]
         waveforms.append(np.clip(np.round(waveform * PCM16_SCALE),
                                  -PCM16_SCALE, PCM16_SCALE - 1).astype(
                                      np.int16))
@@ -331,19 +338,6 @@ def is_up_to_date(output_dir, digest):
     return bool(summary.get("folds"))
 
 
-def _atomic_write_text(path, text):
-    """Writes `text` to `path` via a temporary file in the same folder."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp_path, path)
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
-
-
 def _class_counts(labels, label_names):
     counts = np.bincount(labels, minlength=len(label_names))
     return {name: int(counts[i]) for i, name in enumerate(label_names)}
@@ -411,7 +405,7 @@ def build(config, log=None):
     log(f"[build_arrays] {len(corpus.examples)} examples from "
         f"{corpus.source}; extracting features with {config.num_workers} "
         "workers")
-    features = audio_features.extract_many(
+    features = extraction.extract_many(
         [e.wav_path for e in corpus.examples], num_workers=config.num_workers,
         progress=config.progress, on_error="return",
         backend=config.features)
@@ -429,8 +423,8 @@ def build(config, log=None):
     if not examples:
         raise reference_arrays.DataError(
             f"{corpus.source}: no example has readable audio.")
-    mfcc, seq_len = audio_features.pad_frames(
-        [f[0] for f in kept_features], reference_arrays.MFCC_FRAMES)
+    mfcc, seq_len = extraction.pad_frames(
+        [f[0] for f in kept_features], constants.MFCC_FRAMES)
     prosody = np.stack([f[1] for f in kept_features]).astype(np.float32)
     del kept_features, features
     labels = np.array([e.label for e in examples], dtype=np.int32)
@@ -472,12 +466,12 @@ def build(config, log=None):
     }
     text_info = {
         "tokenizer": "nltk NLTKWordTokenizer (no punkt data), lowercased",
-        "text_length": reference_arrays.TEXT_LENGTH,
+        "text_length": constants.TEXT_LENGTH,
         "vocabulary": ("file " + os.path.abspath(config.vocabulary_file)
                        if fixed_vocabulary is not None else
                        config.vocabulary + " (sorted)"),
         "min_count": config.min_count,
-        "num_truncated": int(sum(len(t) > reference_arrays.TEXT_LENGTH
+        "num_truncated": int(sum(len(t) > constants.TEXT_LENGTH
                                  for t in tokens)),
         "transcripts": config.transcripts,
     }
@@ -507,7 +501,7 @@ def build(config, log=None):
         vocabulary = _vocabulary_for(config, tokens, rows["train"],
                                      fixed_vocabulary)
         text_ids = text_features.encode(tokens, vocabulary,
-                                        reference_arrays.TEXT_LENGTH)
+                                        constants.TEXT_LENGTH)
         embedding, report = glove.build_embedding(
             vocabulary, vectors, embedding_dim, seed=config.embedding_seed,
             source=config.glove)
@@ -529,7 +523,7 @@ def build(config, log=None):
             if config.transcripts == "both":
                 asr_ids = text_features.encode(
                     [text_features.tokenize(t) for t in recognized["texts"]],
-                    vocabulary, reference_arrays.TEXT_LENGTH)
+                    vocabulary, constants.TEXT_LENGTH)
                 for split_name, index in rows.items():
                     fold_splits[split_name].extras[ASR_EXTRA] = asr_ids[index]
         counts = {split_name: _class_counts(labels[index],
@@ -562,10 +556,10 @@ def build(config, log=None):
         reference_arrays.write_fold(fold_dir, fold_splits, vocabulary,
                                     embedding, fold_manifest, overwrite=True,
                                     vocabulary_json=config.vocabulary_json)
-        _atomic_write_text(
-            os.path.join(fold_dir, name + ".txt"),
-            "".join(" ".join(str(i) for i in rows[s]) + "\n"
-                    for s in reference_arrays.SPLITS))
+        fold_rows = "".join(" ".join(str(i) for i in rows[s]) + "\n"
+                            for s in reference_arrays.SPLITS)
+        atomic_files.atomic_write(os.path.join(fold_dir, name + ".txt"),
+                                  lambda f, text=fold_rows: f.write(text))
         summary["folds"][name] = {
             "sizes": fold_manifest["sizes"], "counts": counts,
             "vocabulary_size": len(vocabulary),
@@ -581,8 +575,8 @@ def build(config, log=None):
                 f"{k} {_rate(v['wer'])}"
                 for k, v in asr_info["report"].items())))
     _remove_stale_folds(config.output_dir, summary["folds"], log)
-    _atomic_write_text(summary_path,
-                       json.dumps(summary, indent=2, sort_keys=True))
+    summary_text = json.dumps(summary, indent=2, sort_keys=True)
+    atomic_files.atomic_write(summary_path, lambda f: f.write(summary_text))
     summary["skipped"] = False
     return summary
 
@@ -667,15 +661,15 @@ def _feature_info(config):
         return {"backend": "opensmile",
                 "mfcc": "original modified_MFCC12_E_D_A.conf",
                 "prosody": "original modified_prosodyShsViterbiLoudness.conf",
-                "sample_rate": audio_features.SAMPLE_RATE,
-                "max_frames": audio_features.MAX_FRAMES,
-                "prosody_names": list(audio_features.PROSODY_NAMES)}
-    return {**audio_features.feature_parameters(), "backend": "numpy",
-            "prosody_names": list(audio_features.PROSODY_NAMES)}
+                "sample_rate": constants.SAMPLE_RATE,
+                "max_frames": constants.MFCC_FRAMES,
+                "prosody_names": list(prosody_lib.PROSODY_NAMES)}
+    return {**extraction.feature_parameters(), "backend": "numpy",
+            "prosody_names": list(prosody_lib.PROSODY_NAMES)}
 
 
 def _waveform_info(config):
-    return {"sample_rate": audio_features.SAMPLE_RATE,
+    return {"sample_rate": constants.SAMPLE_RATE,
             "encoding": "int16 PCM (float = value / 32768), zero-padded",
             "max_seconds": config.waveform_max_seconds}
 
@@ -709,7 +703,6 @@ def _remove_stale_folds(output_dir, folds, log):
 
 
 def _define_flags():
-    from absl import flags
     flags.DEFINE_enum("corpus", None, list(CORPORA), "Corpus layout.")
     flags.DEFINE_string("corpus_dir", None,
                         "IEMOCAP release folder (holding Session1..5).")
@@ -719,7 +712,7 @@ def _define_flags():
     flags.DEFINE_enum("split", "random5", list(splits_lib.POLICIES),
                       "random5 = the original's 5 random folds; loso = "
                       "leave one session out; speaker = speaker folds.")
-    flags.DEFINE_enum("features", "numpy", list(audio_features.BACKENDS),
+    flags.DEFINE_enum("features", "numpy", list(extraction.BACKENDS),
                       "numpy = this toolkit's MFCC/prosody; opensmile = "
                       "the original's openSMILE configs (pip install "
                       "opensmile).")
@@ -753,7 +746,7 @@ def _define_flags():
     flags.DEFINE_integer("min_count", 1, "Rarer tokens map to _UNK_.")
     flags.DEFINE_string("label_map", None, "raw:id,... e.g. "
                         "'ang:0,hap:1,exc:1,sad:2,neu:3' (-1 drops).")
-    flags.DEFINE_list("label_names", list(reference_arrays.LABEL_NAMES),
+    flags.DEFINE_list("label_names", list(constants.LABEL_NAMES),
                       "Class names by id.")
     flags.DEFINE_bool("colon_truncation", False, "IEMOCAP: keep only text "
                       "between the 1st and 2nd colon (original's bug).")
@@ -822,7 +815,6 @@ def config_from_flags(flag_values):
 
 def main(argv):
     del argv  # Everything comes from flags.
-    from absl import app, flags
     try:
         summary = build(config_from_flags(flags.FLAGS))
     except (reference_arrays.DataError, asr.AsrError):
@@ -835,6 +827,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from preprocessing import cli
     _define_flags()
     cli.run(main, "build_arrays", user_errors=(asr.AsrError,))

@@ -28,6 +28,7 @@ Written to `output_dir`:
 Run: `python -m preprocessing.demo_corpus --output_dir=demo_data`.
 """
 
+import argparse
 import csv
 import os
 import wave
@@ -35,12 +36,11 @@ import wave
 import numpy as np
 
 from common import atomic_files
-from preprocessing import audio_features
+from common.constants import LABEL_NAMES, SAMPLE_RATE
+from preprocessing import extraction
 from preprocessing import reference_arrays
 from preprocessing import text_features
 
-SAMPLE_RATE = 16000
-LABEL_NAMES = reference_arrays.LABEL_NAMES
 FOLD_NAME = "demo_set01"
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 LABEL_NOISE = 0.06
@@ -170,7 +170,9 @@ def _write_wav(path, waveform):
         f.writeframes(pcm.tobytes())
 
 
-def _split_indices(num, seed):
+def split_indices(num: int, seed: int) -> dict:
+    """The demo corpus's seeded split: split name → sorted row indices of
+    `num` utterances (fractions `SPLIT_FRACTIONS`)."""
     order = np.random.default_rng([seed, 1]).permutation(num)
     num_train = int(round(SPLIT_FRACTIONS[0] * num))
     num_dev = int(round(SPLIT_FRACTIONS[1] * num))
@@ -228,13 +230,13 @@ def _generate_into(directory, num_utterances, seed, embedding_dim,
                              LABEL_NAMES[record["label"]], record["speaker"],
                              record["session"]])
     log("[demo] extracting MFCC and prosody features")
-    features = audio_features.extract_many(
+    features = extraction.extract_many(
         [r["waveform"] for r in records], num_workers=num_workers)
-    mfcc, seq_len = audio_features.pad_frames([f[0] for f in features])
+    mfcc, seq_len = extraction.pad_frames([f[0] for f in features])
     prosody = np.stack([f[1] for f in features]).astype(np.float32)
     tokens = [text_features.tokenize(r["transcript"]) for r in records]
     labels = np.array([r["label"] for r in records], dtype=np.int32)
-    indices = _split_indices(len(records), seed)
+    indices = split_indices(len(records), seed)
     vocabulary = text_features.build_vocabulary(
         [tokens[i] for i in indices["train"]])
     text_ids = text_features.encode(tokens, vocabulary)
@@ -268,7 +270,6 @@ def _generate_into(directory, num_utterances, seed, embedding_dim,
 
 
 def main(argv=None):
-    import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_utterances", type=int, default=1500)

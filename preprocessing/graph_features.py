@@ -5,9 +5,10 @@ py_function), batched, and traceable with dynamic batch and sample
 dimensions, so a SavedModel computes its own features and runs under the TF1
 session loader (`saved_model_cli run`, TF Serving) as well as under
 `tf.saved_model.load`. Each function reproduces one numpy path of
-`preprocessing.audio_features` / `preprocessing.text_features`, step by
-step and with the same constants; `tests/test_graph_features.py` compares
-them on demo utterances and edge cases, within the tolerances below.
+`preprocessing.mfcc`, `preprocessing.prosody` and
+`preprocessing.text_features`, step by step and with the same constants;
+`tests/preprocessing/test_graph_features.py` compares them on demo
+utterances and edge cases, within the tolerances below.
 
 Padding: waveforms are float32 [B, S] in [-1, 1) at 16 kHz with a per-row
 `waveform_length`; samples at or beyond a row's length are ignored (they
@@ -20,7 +21,10 @@ from typing import Dict, Tuple
 import numpy as np
 import tensorflow as tf
 
-from preprocessing import audio_features as af
+from common import constants
+from preprocessing import audio_io
+from preprocessing import mfcc
+from preprocessing import prosody
 from preprocessing import text_features
 
 # Tolerances of the skew tests, |graph - numpy| per MFCC coefficient group
@@ -34,9 +38,9 @@ MFCC_ATOL = {"cepstra": 1e-3, "log_energy": 1e-5, "deltas": 2e-4,
 
 def _mfcc_atol_vector() -> np.ndarray:
     """MFCC_ATOL as a float32 [39] vector in the feature order."""
-    statics = [MFCC_ATOL["cepstra"]] * af.N_CEPS + [MFCC_ATOL["log_energy"]]
-    return np.array(statics + [MFCC_ATOL["deltas"]] * (af.N_CEPS + 1)
-                    + [MFCC_ATOL["accelerations"]] * (af.N_CEPS + 1),
+    statics = [MFCC_ATOL["cepstra"]] * mfcc.N_CEPS + [MFCC_ATOL["log_energy"]]
+    return np.array(statics + [MFCC_ATOL["deltas"]] * (mfcc.N_CEPS + 1)
+                    + [MFCC_ATOL["accelerations"]] * (mfcc.N_CEPS + 1),
                     np.float32)
 
 
@@ -52,8 +56,8 @@ PROSODY_ATOL = {"F0final_sma": 1e-4, "F0finalLog_sma": 1e-5,
                 "HarmonicsToNoiseRatioACFLogdB_sma": 1e-5,
                 "loudness_sma": 1e-5}
 PROSODY_ATOL_VECTOR = np.repeat(
-    np.array([PROSODY_ATOL[name] for name in af.LLD_NAMES], np.float32),
-    len(af.FUNCTIONAL_NAMES))
+    np.array([PROSODY_ATOL[name] for name in prosody.LLD_NAMES], np.float32),
+    len(prosody.FUNCTIONAL_NAMES))
 
 
 def _lengths(waveform: tf.Tensor, waveform_length) -> tf.Tensor:
@@ -74,7 +78,7 @@ def _sample_mask(waveform: tf.Tensor, waveform_length: tf.Tensor
 def _frame_counts(waveform_length: tf.Tensor, frame_length: int,
                   frame_step: int) -> tf.Tensor:
     """int32 [B] frames of `frame_length` every `frame_step` (0 if short),
-    as `audio_features._frames`."""
+    as `audio_io.frame_view`."""
     count = 1 + (waveform_length - frame_length) // frame_step
     return tf.where(waveform_length < frame_length, 0, count)
 
@@ -93,10 +97,10 @@ def _frames(signal: tf.Tensor, frame_length: int, frame_step: int
 
 
 def _deltas(features: tf.Tensor, lengths: tf.Tensor,
-            window: int = af.DELTA_WINDOW) -> tf.Tensor:
+            window: int = mfcc.DELTA_WINDOW) -> tf.Tensor:
     """HTK regression deltas along axis 1, edges repeated at each row's length.
 
-    As `audio_features.deltas` on features[b, :lengths[b]]: frames at or
+    As `mfcc.deltas` on features[b, :lengths[b]]: frames at or
     beyond the length never enter a real frame's delta.
 
     Args:
@@ -118,16 +122,16 @@ def _deltas(features: tf.Tensor, lengths: tf.Tensor,
 
 
 def mfcc_e_d_a(waveform: tf.Tensor, waveform_length: tf.Tensor,
-               max_frames: int = af.MAX_FRAMES
+               max_frames: int = constants.MFCC_FRAMES
                ) -> Tuple[tf.Tensor, tf.Tensor]:
-    """39-dim MFCC-E-D-A frames, as `audio_features.mfcc_e_d_a` per row.
+    """39-dim MFCC-E-D-A frames, as `mfcc.mfcc_e_d_a` per row.
 
     Same pipeline as the numpy path (16-bit scale, HTK raw log energy
     before the per-frame pre-emphasis, symmetric Hamming window, 512-point
     power spectrum, 26 HTK mel bands, log floor, DCT-II c1..c12 with lifter
     22, deltas and accelerations with edges repeated at the row's own last
     frame), in float32. Only the first `max_frames` frames are kept, as
-    `audio_features.pad_frames` keeps them; they are computed from the whole
+    `extraction.pad_frames` keeps them; they are computed from the whole
     utterance (the deltas of the last kept frames see the frames after
     them), while samples that only feed dropped frames are not read.
 
@@ -148,26 +152,28 @@ def mfcc_e_d_a(waveform: tf.Tensor, waveform_length: tf.Tensor,
     waveform_length = _lengths(waveform, waveform_length)
     # Frames after max_frames + 2 * DELTA_WINDOW cannot reach a kept frame
     # through the deltas of the deltas.
-    needed_frames = max_frames + 2 * af.DELTA_WINDOW
-    needed_samples = (needed_frames - 1) * af.FRAME_STEP + af.FRAME_LENGTH
+    needed_frames = max_frames + 2 * mfcc.DELTA_WINDOW
+    needed_samples = ((needed_frames - 1) * audio_io.FRAME_STEP
+                      + audio_io.FRAME_LENGTH)
     x = _sample_mask(waveform, waveform_length)[:, :needed_samples]
-    x = x * af.SAMPLE_SCALE
-    lengths = _frame_counts(waveform_length, af.FRAME_LENGTH, af.FRAME_STEP)
-    frames = _frames(x, af.FRAME_LENGTH, af.FRAME_STEP)
+    x = x * mfcc.SAMPLE_SCALE
+    lengths = _frame_counts(waveform_length, audio_io.FRAME_LENGTH,
+                            audio_io.FRAME_STEP)
+    frames = _frames(x, audio_io.FRAME_LENGTH, audio_io.FRAME_STEP)
     lengths_computed = tf.minimum(lengths, tf.shape(frames)[1])
     # HTK energy is taken from the raw frame, before pre-emphasis/window.
     log_energy = tf.math.log(tf.maximum(
-        tf.reduce_sum(frames * frames, axis=-1), af.ENERGY_FLOOR))
+        tf.reduce_sum(frames * frames, axis=-1), mfcc.ENERGY_FLOOR))
     emphasised = tf.concat(
-        [frames[..., :1] * (1.0 - af.PREEMPHASIS),
-         frames[..., 1:] - af.PREEMPHASIS * frames[..., :-1]], axis=-1)
-    windowed = emphasised * tf.constant(np.hamming(af.FRAME_LENGTH),
+        [frames[..., :1] * (1.0 - mfcc.PREEMPHASIS),
+         frames[..., 1:] - mfcc.PREEMPHASIS * frames[..., :-1]], axis=-1)
+    windowed = emphasised * tf.constant(np.hamming(audio_io.FRAME_LENGTH),
                                         tf.float32)
-    power = tf.square(tf.abs(tf.signal.rfft(windowed, [af.N_FFT])))
-    filters = af.mel_filters(af.N_FFT, 0.0, af.SAMPLE_RATE / 2)
+    power = tf.square(tf.abs(tf.signal.rfft(windowed, [mfcc.N_FFT])))
+    filters = mfcc.mel_filters(mfcc.N_FFT, 0.0, constants.SAMPLE_RATE / 2)
     mel = tf.tensordot(power, tf.constant(filters.T, tf.float32), 1)
-    cepstra = tf.tensordot(tf.math.log(tf.maximum(mel, af.MEL_FLOOR)),
-                           tf.constant(af._dct_lifter_matrix(), tf.float32),
+    cepstra = tf.tensordot(tf.math.log(tf.maximum(mel, mfcc.MEL_FLOOR)),
+                           tf.constant(mfcc.dct_lifter_matrix(), tf.float32),
                            1)
     statics = tf.concat([cepstra, log_energy[..., None]], axis=-1)
     delta = _deltas(statics, lengths_computed)
@@ -308,7 +314,7 @@ class TextVectorizer(tf.Module):
     """
 
     def __init__(self, vocabulary: Dict[str, int],
-                 max_length: int = text_features.TEXT_LENGTH,
+                 max_length: int = constants.TEXT_LENGTH,
                  name: str = "text_vectorizer"):
         super().__init__(name=name)
         if not vocabulary:
@@ -350,8 +356,8 @@ class TextVectorizer(tf.Module):
 # flip near ties between lags and move a frame's F0 by an octave, so the
 # prosody is computed in float64, as the numpy path.
 _PROSODY_DTYPE = tf.float64
-_LAG_MIN = int(np.floor(af.SAMPLE_RATE / af.F0_MAX))
-_LAG_MAX = int(np.ceil(af.SAMPLE_RATE / af.F0_MIN))
+_LAG_MIN = int(np.floor(constants.SAMPLE_RATE / prosody.F0_MAX))
+_LAG_MAX = int(np.ceil(constants.SAMPLE_RATE / prosody.F0_MIN))
 # Percentiles of the functionals, as np.percentile(track, [10, 90]).
 _PERCENTILES = (0.1, 0.9)
 
@@ -362,7 +368,7 @@ def _gather_lags(values: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
 
 
 def _parabolic_peak(values: tf.Tensor, index: tf.Tensor, offset=None):
-    """As `audio_features._parabolic_peak` around values[..., index + 1]."""
+    """As `prosody._parabolic_peak` around values[..., index + 1]."""
     left = _gather_lags(values, index)
     centre = _gather_lags(values, index + 1)
     right = _gather_lags(values, index + 2)
@@ -380,7 +386,7 @@ def _parabolic_peak(values: tf.Tensor, index: tf.Tensor, offset=None):
 
 
 def _pitch_tracks(x: tf.Tensor, real: tf.Tensor):
-    """F0, voicing and HNR per 10 ms frame, as `audio_features._pitch_tracks`.
+    """F0, voicing and HNR per 10 ms frame, as `prosody.pitch_tracks`.
 
     Args:
         x: float64 [B, S], zero beyond each row's length.
@@ -390,16 +396,16 @@ def _pitch_tracks(x: tf.Tensor, real: tf.Tensor):
         (f0, voicing, hnr) float64 [B, F'], 0 where unvoiced (F0, HNR) or
         silent (voicing) and beyond each row's frames.
     """
-    window, window_acf = af.pitch_window()
-    frames = _frames(x, af.PITCH_WINDOW, af.FRAME_STEP)
+    window, window_acf = prosody.pitch_window()
+    frames = _frames(x, prosody.PITCH_WINDOW, audio_io.FRAME_STEP)
     window = tf.constant(window, _PROSODY_DTYPE)
     windowed = frames * window
     rms = tf.sqrt(tf.reduce_mean(windowed ** 2, axis=-1))
     centred = windowed - tf.reduce_mean(frames, -1, keepdims=True) * window
-    spectrum = tf.signal.rfft(centred, [af.PITCH_FFT])
+    spectrum = tf.signal.rfft(centred, [prosody.PITCH_FFT])
     power = tf.abs(spectrum) ** 2
     acf = tf.signal.irfft(tf.complex(power, tf.zeros_like(power)),
-                          [af.PITCH_FFT])
+                          [prosody.PITCH_FFT])
     # lags lag_min-1 .. lag_max+1 so that every lag in range has neighbours.
     first_lag = _LAG_MIN - 1
     lags = np.arange(first_lag, _LAG_MAX + 2)
@@ -410,7 +416,7 @@ def _pitch_tracks(x: tf.Tensor, real: tf.Tensor):
     is_peak = (inner > norm[..., :-2]) & (inner >= norm[..., 2:])
     minus_inf = tf.constant(-np.inf, _PROSODY_DTYPE)
     best = tf.reduce_max(tf.where(is_peak, inner, minus_inf), axis=-1)
-    good = is_peak & (inner >= af.OCTAVE_TOLERANCE * best[..., None])
+    good = is_peak & (inner >= prosody.OCTAVE_TOLERANCE * best[..., None])
     # The first good lag (np.argmax of a bool row; 0 when there is none).
     positions = tf.range(tf.shape(inner)[-1])
     index = tf.reduce_min(tf.where(good, positions, tf.shape(inner)[-1]),
@@ -422,12 +428,12 @@ def _pitch_tracks(x: tf.Tensor, real: tf.Tensor):
     voicing = tf.where(tf.math.is_nan(peak), tf.zeros_like(peak), peak)
     voicing = tf.clip_by_value(voicing, 0.0, 1.0)
     frames_real = real[:, :tf.shape(frames)[1]]
-    audible = ((rms >= af.RMS_THRESHOLD) & tf.math.is_finite(best)
+    audible = ((rms >= prosody.RMS_THRESHOLD) & tf.math.is_finite(best)
                & frames_real)
-    voiced = audible & (voicing >= af.VOICING_THRESHOLD)
+    voiced = audible & (voicing >= prosody.VOICING_THRESHOLD)
     zeros = tf.zeros_like(voicing)
-    f0 = tf.where(voiced, af.SAMPLE_RATE / lag, zeros)
-    r = tf.clip_by_value(raw_peak, af.HNR_R_MIN, 1.0 - af.HNR_R_MIN)
+    f0 = tf.where(voiced, constants.SAMPLE_RATE / lag, zeros)
+    r = tf.clip_by_value(raw_peak, prosody.HNR_R_MIN, 1.0 - prosody.HNR_R_MIN)
     hnr = tf.where(voiced, 10.0 * tf.math.log(r / (1.0 - r))
                    / np.log(10.0), zeros)
     voicing = tf.where(audible, voicing, zeros)
@@ -436,19 +442,19 @@ def _pitch_tracks(x: tf.Tensor, real: tf.Tensor):
 
 def _loudness(x: tf.Tensor) -> tf.Tensor:
     """Loudness per 10 ms frame (20 ms frames), float64 [B, F'']."""
-    window, weighted_filters = af.loudness_weights()
-    frames = _frames(x, af.LOUDNESS_WINDOW, af.FRAME_STEP)
+    window, weighted_filters = prosody.loudness_weights()
+    frames = _frames(x, prosody.LOUDNESS_WINDOW, audio_io.FRAME_STEP)
     spectrum = tf.signal.rfft(frames * tf.constant(window, _PROSODY_DTYPE),
-                              [af.N_FFT])
+                              [mfcc.N_FFT])
     bands = tf.tensordot(tf.abs(spectrum) ** 2,
                          tf.constant(weighted_filters, _PROSODY_DTYPE), 1)
-    return af.LOUDNESS_SCALE * tf.reduce_sum(
-        bands ** af.LOUDNESS_COMPRESSION, axis=-1)
+    return prosody.LOUDNESS_SCALE * tf.reduce_sum(
+        bands ** prosody.LOUDNESS_COMPRESSION, axis=-1)
 
 
 def _smooth(track: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     """3-frame moving average over the `valid` frames, as
-    `audio_features._smooth` (valid = non-zero and real for the pitch LLDs,
+    `prosody._smooth` (valid = non-zero and real for the pitch LLDs,
     real for loudness)."""
     values = tf.where(valid, track, tf.zeros_like(track))
     counts = tf.cast(valid, track.dtype)
@@ -463,7 +469,7 @@ def _smooth(track: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
 
 
 def _functionals(track: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-    """`audio_features.functionals` of each row's valid frames, in order.
+    """`prosody.functionals` of each row's valid frames, in order.
 
     Args:
         track: float64 [B, N].
@@ -518,7 +524,7 @@ def _functionals(track: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
 
 def prosody_functionals(waveform: tf.Tensor, waveform_length: tf.Tensor
                         ) -> tf.Tensor:
-    """35 prosody functionals, as `audio_features.prosody_functionals` per row.
+    """35 prosody functionals, as `prosody.prosody_functionals` per row.
 
     The same LLDs (normalised-ACF pitch tracker: F0, semitone F0, voicing,
     HNR; loudness), the same 3-frame smoothing and the same 7 functionals
@@ -530,16 +536,16 @@ def prosody_functionals(waveform: tf.Tensor, waveform_length: tf.Tensor
         waveform_length: int32 [B].
 
     Returns:
-        float32 [B, 35] in `audio_features.PROSODY_NAMES` order.
+        float32 [B, 35] in `prosody.PROSODY_NAMES` order.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     waveform_length = _lengths(waveform, waveform_length)
     x = tf.cast(_sample_mask(waveform, waveform_length), _PROSODY_DTYPE)
-    width = tf.maximum(tf.shape(x)[1], af.PITCH_WINDOW)
-    pitch_count = _frame_counts(waveform_length, af.PITCH_WINDOW,
-                                af.FRAME_STEP)
-    pitch_real = tf.sequence_mask(pitch_count, 1 + (width - af.PITCH_WINDOW)
-                                  // af.FRAME_STEP)
+    width = tf.maximum(tf.shape(x)[1], prosody.PITCH_WINDOW)
+    pitch_count = _frame_counts(waveform_length, prosody.PITCH_WINDOW,
+                                audio_io.FRAME_STEP)
+    pitch_real = tf.sequence_mask(
+        pitch_count, 1 + (width - prosody.PITCH_WINDOW) // audio_io.FRAME_STEP)
     f0, voicing, hnr = _pitch_tracks(x, pitch_real)
     # openSMILE's semitone scale: 12·log2(F0 / 27.5 Hz), at least 1 when
     # voiced because 0 means unvoiced.
@@ -552,7 +558,8 @@ def prosody_functionals(waveform: tf.Tensor, waveform_length: tf.Tensor
         values.append(_functionals(smoothed, smoothed != 0))
     loudness = _loudness(x)
     loudness_real = tf.sequence_mask(
-        _frame_counts(waveform_length, af.LOUDNESS_WINDOW, af.FRAME_STEP),
+        _frame_counts(waveform_length, prosody.LOUDNESS_WINDOW,
+                      audio_io.FRAME_STEP),
         tf.shape(loudness)[1])
     smoothed = _smooth(loudness, loudness_real)
     values.append(_functionals(smoothed, loudness_real))

@@ -27,8 +27,9 @@ import collections
 import os
 import re
 
+from common.constants import LABEL_NAMES
 from preprocessing.manifest_corpus import Corpus, Example
-from preprocessing.reference_arrays import LABEL_NAMES, DataError
+from preprocessing.reference_arrays import DataError
 
 FOUR_CLASS_MAP = {"ang": 0, "hap": 1, "exc": 1, "sad": 2, "neu": 3}
 _SESSION_RE = re.compile(r"^Session\d+$")

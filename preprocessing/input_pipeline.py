@@ -6,7 +6,8 @@ example indices and gathers one whole batch per step with a single
 (IEMOCAP's MFCC arrays are ~0.65 GB as float32) and there is no per-example
 Python work.
 
-Features (names shared with `models/`; checked by tests/test_contract.py):
+Features (names shared with `models/`, models/inputs.py; checked by
+tests/models/test_contract.py):
 
 | name            | shape       | dtype   | meaning                              |
 |-----------------|-------------|---------|--------------------------------------|
@@ -66,6 +67,7 @@ MDREA attention depends on it.
 import numpy as np
 import tensorflow as tf
 
+from common.constants import MFCC_FRAMES
 from preprocessing import augment
 from preprocessing import spectrogram
 
@@ -236,7 +238,7 @@ def _index_batches(n, batch_size, mode, seed, start_step, num_shards,
 
 
 def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
-                 audio_max_frames=750, crop_multiple=50, extras=(),
+                 audio_max_frames=MFCC_FRAMES, crop_multiple=50, extras=(),
                  num_shards=1, shard_index=0, waveforms=False,
                  waveform_max_samples=None, waveform_crop_multiple=1600,
                  log_mel=False, n_mels=spectrogram.N_MELS,

@@ -1,8 +1,9 @@
 """A generic corpus: a CSV/TSV manifest of (wav, transcript, label, speaker).
 
 Any corpus (RAVDESS, MSP-IMPROV, one's own recordings) becomes usable by
-writing one table with a header row. Recognised columns (case-insensitive;
-the first alias present wins):
+writing one table with a header row, read by the toolkit's one manifest
+parser (`manifest.read_table`: delimiter, comments, quoting, column aliases,
+relative paths; prediction reads manifests by the same rules). Columns:
 
 | column     | aliases                              | required |
 |------------|--------------------------------------|----------|
@@ -13,33 +14,27 @@ the first alias present wins):
 | session    | session                              | no       |
 | id         | id, utterance_id, utt_id             | no       |
 
-Relative wav paths are resolved against the manifest's own folder. Labels go
-through a label map (raw label → class id, or -1 to drop the row on
-purpose); the default map knows the IEMOCAP 4-class names in short and long
-form. A bad row (missing wav, unreadable or empty audio, unknown label,
-empty transcript, missing speaker) is reported as `file:line: problem` and
-either skipped and counted (`on_bad_row="skip"`) or fatal (`"raise"`).
+Labels go through a label map (raw label → class id, or -1 to drop the row
+on purpose); the default map knows the IEMOCAP 4-class names in short and
+long form. A bad row (missing wav, unreadable or empty audio, unknown label,
+empty transcript, missing speaker, a wrong number of fields) is reported as
+`file:line: problem` and either skipped and counted (`on_bad_row="skip"`)
+or fatal (`"raise"`).
 
 This module also defines `Example` and `Corpus`, the records every corpus
 reader (see `iemocap.py`) returns.
 """
 
 import collections
-import csv
 import dataclasses
 import os
+from typing import Dict, Optional, Sequence
 
-from preprocessing import audio_features
-from preprocessing.reference_arrays import LABEL_NAMES, DataError
+from common.constants import LABEL_NAMES
+from preprocessing import audio_io
+from preprocessing import manifest
+from preprocessing.reference_arrays import DataError
 
-COLUMN_ALIASES = {
-    "wav": ("wav", "wav_path", "path", "audio", "file"),
-    "transcript": ("transcript", "text", "transcription"),
-    "label": ("label", "emotion", "class"),
-    "speaker": ("speaker", "speaker_id"),
-    "session": ("session",),
-    "id": ("id", "utterance_id", "utt_id"),
-}
 REQUIRED_COLUMNS = ("wav", "transcript", "label", "speaker")
 
 # The original's 4 classes (excited merged into happy), by short and long
@@ -152,69 +147,26 @@ def _check_label_map(label_map, label_names, source):
                              "label names).")
 
 
-def _find_columns(header, path):
-    lowered = [h.strip().lower() for h in header]
-    columns = {}
-    for name, aliases in COLUMN_ALIASES.items():
-        for alias in aliases:
-            if alias in lowered:
-                columns[name] = lowered.index(alias)
-                break
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise DataError(
-            f"{path}:1: header must name the columns {list(REQUIRED_COLUMNS)}"
-            f" (optional: session, id); missing {missing}, found "
-            f"{[h.strip() for h in header]}.")
-    return columns
-
-
-def _delimiter(path, first_line):
-    if path.lower().endswith((".tsv", ".tab")):
-        return "\t"
-    if path.lower().endswith(".csv"):
-        return ","
-    return "\t" if first_line.count("\t") > first_line.count(",") else ","
-
-
-def audio_problem(path):
+def audio_problem(path: str) -> Optional[str]:
     """Returns why an audio file cannot be used, or None if it looks fine.
 
-    Reads only the header (fast; `audio_features.file_problem`: missing,
+    Reads only the header (fast; `audio_io.file_problem`: missing,
     unreadable, empty, truncated, shorter than one analysis window);
     decoding errors later still raise `DataError` naming the file during
     feature extraction.
     """
-    return audio_features.file_problem(path)
+    return audio_io.file_problem(path)
 
 
-def read_utf8(path):
-    """A text file's contents (UTF-8, a byte-order mark allowed).
-
-    Raises:
-        DataError: bytes that are not UTF-8, naming the file, the line and
-            the column.
-    """
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line_start = data.rfind(b"\n", 0, error.start) + 1
-        line = data.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{path}:{line}: not UTF-8 text (byte "
-            f"0x{data[error.start]:02x} at column "
-            f"{error.start - line_start + 1}); save the file as UTF-8 "
-            "(e.g. iconv -f latin1 -t utf-8).") from None
-
-
-def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
-                  on_bad_row="skip", check_audio=True):
+def read_manifest(path: str, label_map: Optional[Dict[str, int]] = None,
+                  label_names: Sequence[str] = LABEL_NAMES,
+                  on_bad_row: str = "skip", check_audio: bool = True
+                  ) -> Corpus:
     """Reads a CSV/TSV manifest corpus.
 
     Args:
-        path: str. The manifest (`.csv` comma, `.tsv` tab, else sniffed).
+        path: str. The manifest (`.csv` comma, `.tsv` tab, else sniffed;
+            `manifest.read_table`).
         label_map: dict raw label → class id (-1 = drop), or None for
             `DEFAULT_LABEL_MAP` (IEMOCAP 4 classes). Keys match lowercased.
         label_names: sequence of str, the class names by id.
@@ -235,16 +187,7 @@ def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
     label_map = {k.lower(): v for k, v in (label_map or
                                            DEFAULT_LABEL_MAP).items()}
     _check_label_map(label_map, label_names, path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: missing manifest file.")
-    base_dir = os.path.dirname(os.path.abspath(path))
-    text = read_utf8(path)
-    lines = text.splitlines()
-    if not lines:
-        raise DataError(f"{path}: empty manifest (expected a header row).")
-    reader = csv.reader(lines, delimiter=_delimiter(path, lines[0]))
-    header = next(reader)
-    columns = _find_columns(header, path)
+    table = manifest.read_table(path, required=REQUIRED_COLUMNS)
     corpus = Corpus(examples=[], label_names=label_names, source=path)
     raw_counts = collections.Counter()
     dropped = collections.Counter()
@@ -256,15 +199,12 @@ def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
             raise DataError(message)
         corpus.problems.append(message)
 
-    for row in reader:
-        line_number = reader.line_num
-        if not any(field.strip() for field in row):
+    for row in table.rows:
+        line_number = row.line
+        if row.problem:
+            bad(line_number, row.problem)
             continue
-        if len(row) < len(header):
-            bad(line_number, f"expected {len(header)} fields, found "
-                             f"{len(row)}")
-            continue
-        field = {name: row[index].strip() for name, index in columns.items()}
+        field = row.fields
         raw_label = field["label"]
         raw_counts[raw_label] += 1
         class_id = label_map.get(raw_label.lower())
@@ -284,7 +224,7 @@ def read_manifest(path, label_map=None, label_names=LABEL_NAMES,
         if not field["wav"]:
             bad(line_number, "empty wav path")
             continue
-        wav_path = os.path.normpath(os.path.join(base_dir, field["wav"]))
+        wav_path = row.wav_path
         problem = audio_problem(wav_path) if check_audio else (
             None if os.path.isfile(wav_path) else
             f"missing wav file {wav_path}")

@@ -39,14 +39,12 @@ import tokenize
 import numpy as np
 
 from common import atomic_files
+from common import constants
 from preprocessing import safe_pickle
 
 SPLITS = ("train", "dev", "test")
-LABEL_NAMES = ("angry", "happy", "sad", "neutral")
-MFCC_FRAMES = 750
-MFCC_DIM = 39
-PROSODY_DIM = 35
-TEXT_LENGTH = 128
+# Read by code outside preprocessing/ (tests/helpers.py, inference tests).
+LABEL_NAMES = constants.LABEL_NAMES
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "dic.pkl"
 VOCAB_JSON_NAME = "dic.json"
@@ -55,10 +53,11 @@ EMBEDDING_NAME = "W_embedding.npy"
 # Array name → (file suffix, per-example shape, numpy kind, output dtype).
 # `None` in a shape means "any size" (only used for extras).
 CORE_ARRAYS = {
-    "mfcc": ("audio_mfcc", (MFCC_FRAMES, MFCC_DIM), "f", np.float32),
+    "mfcc": ("audio_mfcc", (constants.MFCC_FRAMES, constants.MFCC_DIM), "f",
+             np.float32),
     "seq_len": ("seqN", (), "i", np.int32),
-    "prosody": ("audio_prosody", (PROSODY_DIM,), "f", np.float32),
-    "text_ids": ("nlp_trans", (TEXT_LENGTH,), "i", np.int32),
+    "prosody": ("audio_prosody", (constants.PROSODY_DIM,), "f", np.float32),
+    "text_ids": ("nlp_trans", (constants.TEXT_LENGTH,), "i", np.int32),
     "label": ("label", (), "i", np.int32),
 }
 

@@ -21,6 +21,8 @@ import dataclasses
 
 import numpy as np
 
+from common.constants import MFCC_FRAMES
+
 
 def _statistics(mfcc, lengths, prosody):
     """(mfcc_mean [F], mfcc_std [F], prosody_mean [P], prosody_std [P])."""
@@ -40,7 +42,7 @@ def _scale(std):
     return np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 1.0)
 
 
-def global_statistics(mfcc, lengths, prosody, max_frames=750):
+def global_statistics(mfcc, lengths, prosody, max_frames=MFCC_FRAMES):
     """Statistics of all the utterances given (the fallback for utterances
     of unknown speaker); a dict of lists, JSON-able."""
     mean, std, p_mean, p_std = _statistics(
@@ -50,7 +52,7 @@ def global_statistics(mfcc, lengths, prosody, max_frames=750):
 
 
 def normalize(mfcc, lengths, prosody, speakers, fallback=None,
-              max_frames=750):
+              max_frames=MFCC_FRAMES):
     """Standardises each utterance with its speaker's statistics.
 
     Args:
@@ -97,7 +99,8 @@ def normalize(mfcc, lengths, prosody, speakers, fallback=None,
     return out_mfcc, out_prosody
 
 
-def normalize_split(split, speakers, fallback=None, max_frames=750):
+def normalize_split(split, speakers, fallback=None,
+                    max_frames=MFCC_FRAMES):
     """A copy of a `reference_arrays.Split` with per-speaker normalised
     `mfcc` and `prosody` (everything else shared)."""
     mfcc, prosody = normalize(split.mfcc, split.seq_len, split.prosody,

@@ -11,7 +11,7 @@ Per utterance (waveform x in [-1, 1), PCM16 / 32768):
   frame t covers samples [160·t, 160·t + 400) and exists iff
   160·t + 400 <= length, i.e. 1 + (length − 400) // 160 frames (0 below 400
   samples). That is the framing of the MFCC frames
-  (`audio_features.num_frames`), so an utterance has as many log-mel frames
+  (`audio_io.num_frames`), so an utterance has as many log-mel frames
   as MFCC frames;
 * periodic Hann window, |rfft|² over n_fft = 512 points (the frame
   zero-padded from 400), 257 bins;
@@ -29,9 +29,13 @@ unpadded spectrogram; frames at or beyond frame_length are set to 0.
 import numpy as np
 import tensorflow as tf
 
-SAMPLE_RATE = 16000
-FRAME_LENGTH = 400  # 25 ms.
-FRAME_STEP = 160  # 10 ms.
+from common import constants
+from preprocessing import audio_io
+
+# Read by inference.py (export metadata) as this module's own names.
+SAMPLE_RATE = constants.SAMPLE_RATE
+FRAME_LENGTH = audio_io.FRAME_LENGTH  # 25 ms.
+FRAME_STEP = audio_io.FRAME_STEP  # 10 ms.
 N_FFT = 512
 N_MELS = 64
 FMIN = 0.0
@@ -63,7 +67,7 @@ def mel_matrix(n_mels=N_MELS):
     if n_mels < 1:
         raise ValueError(f"n_mels must be >= 1; found {n_mels}.")
     if n_mels not in _MEL_CACHE:
-        import librosa
+        import librosa  # Heavy (~1.5 s): once per n_mels.
 
         _MEL_CACHE[n_mels] = np.ascontiguousarray(librosa.filters.mel(
             sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels, fmin=FMIN,

@@ -13,11 +13,12 @@ import unicodedata
 import numpy as np
 from nltk.tokenize import NLTKWordTokenizer
 
+from common.constants import TEXT_LENGTH
+
 PAD_TOKEN = "_PAD_"
 UNK_TOKEN = "_UNK_"
 PAD_ID = 0
 UNK_ID = 1
-TEXT_LENGTH = 128
 
 _TOKENIZER = NLTKWordTokenizer()
 

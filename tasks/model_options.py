@@ -19,10 +19,7 @@ count, vocabulary size, normalisation statistics, …; `FROM_FOLD`) cannot be
 set by hand.
 """
 
-import dataclasses
-import inspect
 import json
-import re
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from models import registry
@@ -65,59 +62,19 @@ class OptionError(ValueError):
     """A model option the chosen model cannot take (one line)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelOption:
-    """One constructor argument of a model."""
-
-    name: str
-    default: Any
-    required: bool
-    doc: str
-
-
-def _docs(model_class: type) -> Dict[str, str]:
-    """Argument name -> first line of its description in `Args:`."""
-    docs: Dict[str, str] = {}
-    text = (inspect.getdoc(model_class) or "") + "\n" + (
-        inspect.getdoc(model_class.__init__) or "")
-    name, indent = None, 0
-    for line in text.splitlines():
-        match = re.match(r"^(\s+)(\w+):\s*(.*)$", line)
-        if match and (name is None or len(match.group(1)) <= indent):
-            name, indent = match.group(2), len(match.group(1))
-            if name not in docs:
-                docs[name] = match.group(3).strip()
-            else:
-                name = None
-        elif name and line.strip() and (
-                len(line) - len(line.lstrip()) > indent):
-            docs[name] += " " + line.strip()
-        else:
-            name = None
-    return docs
-
-
-def options_of(model: str) -> Dict[str, ModelOption]:
-    """The options a user may set for `model` (constructor order).
+def options_of(model: str) -> Dict[str, registry.ModelOption]:
+    """The options a user may set for `model` (constructor order): the
+    registry's, less those set from the fold.
 
     Raises:
         OptionError: an unknown model name.
     """
-    if model not in registry.MODELS:
-        raise OptionError(f"Unknown model {model!r}; valid models are: "
-                          f"{', '.join(registry.model_names())}.")
-    model_class = registry.MODELS[model]
-    docs = _docs(model_class)
-    options = {}
-    for name, parameter in inspect.signature(model_class).parameters.items():
-        if name in FROM_FOLD or parameter.kind in (
-                parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-            continue
-        required = parameter.default is inspect.Parameter.empty
-        options[name] = ModelOption(
-            name, None if required else parameter.default, required,
-            docs.get(name, ""))
-    return options
+    try:
+        options = registry.model_options(model)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    return {name: option for name, option in options.items()
+            if name not in FROM_FOLD}
 
 
 def _split_items(text: str) -> Iterable[str]:
@@ -193,7 +150,8 @@ def read_config_file(path: str) -> Dict[str, Any]:
     return values
 
 
-def _coerce(model: str, option: ModelOption, value: Any, origin: str) -> Any:
+def _coerce(model: str, option: registry.ModelOption, value: Any,
+            origin: str) -> Any:
     """`value` as the type of the option's default (checked)."""
     def refuse(expected: str):
         raise OptionError(f"{origin}: {model} option {option.name} expects "
@@ -254,9 +212,13 @@ def check(model: str, values: Mapping[str, Any],
             raise OptionError(f"{origin}: {key} is set by the toolkit from "
                               f"the fold (or --seed), not by hand.")
         if key not in options:
+            owners = [other for other in registry.names()
+                      if key in options_of(other)]
+            owned = (f" (an option of {', '.join(owners)})" if owners
+                     else "")
             raise OptionError(
-                f"{origin}: {model} takes no option {key!r}; its options "
-                f"are: {', '.join(options)} (python train.py "
+                f"{origin}: {model} takes no option {key!r}{owned}; its "
+                f"options are: {', '.join(options)} (python train.py "
                 f"--model={model} --model_help).")
         checked[key] = _coerce(model, options[key], value, origin)
     return checked

@@ -9,25 +9,7 @@ A reference run's name is the original's, character for character.
 from typing import Any, List, Mapping, Tuple
 
 from common import constants
-
-DEFAULT_PREFIXES = {
-    "ARE": "SE_prosody",
-    "TRE": "SE_nlp",
-    "MDRE": "SE_multi",
-    "MDREA": "SE_multi_attn_prosody",
-    "W2V2": "SE_w2v2",
-    "W2V2_TRE": "SE_w2v2_nlp",
-    "W2V2_TREA": "SE_w2v2_nlp_attn",
-    "BLSTM_SA_TEXT": "SE_blstm_sa",
-    "CNN_SPEC": "SE_cnn_spec",
-    "MMMF": "SE_mmmf",
-    "TRANSFORMER_FUSION": "SE_transformer_fusion",
-    "ARE_POOL": "SE_prosody_pool",
-}
-SEED_MODELS = ("BLSTM_SA_TEXT", "CNN_SPEC", "MMMF", "TRANSFORMER_FUSION")
-# The classical baseline (models/baseline.py, baseline_runs.py).
-BASELINE_MODELS = ("BASELINE_SVM", "BASELINE_LOGREG")
-
+from models import registry
 
 def _seed_model_parts(model: str, hparams: Mapping[str, Any]) -> List[Tuple[str, Any]]:
     """Run-name fields of the seed-system models (after a model tag)."""
@@ -64,7 +46,6 @@ def _seed_model_parts(model: str, hparams: Mapping[str, Any]) -> List[Tuple[str,
     side = (int(hparams["use_side_features"]) if side == "audio_prosody"
             or not hparams["use_side_features"] else side)
     return text + audio + [("S", side), ("F", hparams["fusion"])]
-WAV2VEC2_MODELS = ("W2V2", "W2V2_TRE", "W2V2_TREA")
 
 
 def _wav2vec2_parts(hparams):
@@ -106,7 +87,8 @@ def run_name_parts(model: str, hparams: Mapping[str, Any], use_glove: bool,
         ("H", hparams.get("text_units")),
         ("G", f"{int(use_glove)}{'' if embedding_trainable else 'F'}"),
     ]
-    if model in SEED_MODELS:
+    family = registry.spec(model).family
+    if family == "seed":
         return _seed_model_parts(model, hparams)
     if model == "ARE":
         return audio + [("dr", hparams["audio_keep_prob"])]
@@ -116,7 +98,7 @@ def run_name_parts(model: str, hparams: Mapping[str, Any], use_glove: bool,
                         ("S", hparams["frame_stride"])]
     if model == "TRE":
         return text + [("dr", hparams["text_keep_prob"])]
-    if model in WAV2VEC2_MODELS:
+    if family == "wav2vec2":
         parts = _wav2vec2_parts(hparams)
         if model == "W2V2":
             return parts

@@ -14,7 +14,6 @@ the model), for scripts and tests.
 """
 
 import dataclasses
-import inspect
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
@@ -118,7 +117,7 @@ def _full_options(model: str, options: Mapping[str, Any],
     known = model_options_lib.options_of(model)
     full = {name: option.default for name, option in known.items()}
     full.update(options)
-    if "seed" in inspect.signature(registry.MODELS[model]).parameters:
+    if "seed" in registry.model_options(model):
         full["seed"] = seed
     return full
 
@@ -157,7 +156,8 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
         embedding_dim=s.embedding_dim, lr=s.lr, encoder_lr=s.encoder_lr,
         graph_prefix=s.graph_prefix)
     options = dict(model_options_lib.check(s.model, options, "options"))
-    if s.model in run_names.BASELINE_MODELS:
+    family = registry.spec(s.model).family
+    if family == "baseline":
         # Fitted by scikit-learn, not by the Trainer (baseline_runs.py); the
         # training-schedule settings do not apply.
         import baseline_runs
@@ -178,7 +178,7 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
     hparams = _full_options(s.model, options, s.seed)
     # A wav2vec2 audio encoder: the W2V2 models, or TRANSFORMER_FUSION
     # with audio_encoder=wav2vec2.
-    is_wav2vec2 = s.model in run_names.WAV2VEC2_MODELS or (
+    is_wav2vec2 = family == "wav2vec2" or (
         hparams.get("audio_encoder") == "wav2vec2")
     if is_wav2vec2 and not hparams.get("hub_handle"):
         raise run_files.RunError(
@@ -199,7 +199,7 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
         s.model, fold, s.use_glove, s.embedding_dim,
         recipe["normalize_audio"], **hparams)
     name = run_files.run_name(
-        s.graph_prefix or run_names.DEFAULT_PREFIXES[s.model],
+        s.graph_prefix or registry.spec(s.model).run_prefix,
         fold.name,
         batch_size,
         run_names.run_name_parts(

@@ -5,6 +5,8 @@
   a colon inside a transcript and macOS `._` files).
 * `make_manifest_corpus`: wavs plus a `metadata.tsv` in the demo corpus's
   form (wav_path, transcript, label, speaker, session).
+* `write_tricky_manifest`: a manifest every rule of `preprocessing.manifest`
+  is needed to read (BOM, comments, sniffed delimiter, quoting, aliases).
 """
 
 import os
@@ -117,3 +119,38 @@ def make_manifest_corpus(root, num=30, num_speakers=4, num_sessions=2,
     with open(path, "w") as f:
         f.write("\n".join(rows) + "\n")
     return path
+
+
+def write_tricky_manifest(root):
+    """Writes `root/lists/tricky.txt` and its 4 wavs; returns (path, the
+    (absolute wav path, transcript) each data row holds, in order).
+
+    A byte-order mark, comments before the header and between rows (one
+    holding a quote and commas), a header with spaces, mixed case and
+    aliases, a `.txt` name (delimiter sniffed from the header: commas),
+    quoted fields holding the delimiter and a doubled quote, a blank line
+    and a delimiter-only line, and wav paths relative to the manifest's
+    folder (one through `..`) and absolute.
+    """
+    lists = os.path.join(root, "lists")
+    wavs = [os.path.join(root, "audio", f"{name}.wav")
+            for name in ("a", "b", "c", "d")]
+    for index, wav in enumerate(wavs):
+        write_tone(wav, 150.0 + 40 * index)
+    rows = [(wavs[0], "Hello, there"), (wavs[1], "spaced out"),
+            (wavs[2], 'She said "no"'), (wavs[3], "tabs\tinside")]
+    text = ("\ufeff# Recorded in 2024, \"quoted\", with commas\n"
+            "   # an indented comment\n"
+            " Wav_Path , Text ,EMOTION,speaker_id,Session\n"
+            "../audio/a.wav,\"Hello, there\",ang,s1,1\n"
+            "# a comment between rows, with a \" quote\n"
+            "\n"
+            "../audio/../audio/b.wav,  spaced out  ,Hap,s2,1\n"
+            ",,,,\n"
+            "\"../audio/c.wav\",\"She said \"\"no\"\"\",sad,s1,2\n"
+            f"{wavs[3]},tabs\tinside,neu,s2,2\n")
+    os.makedirs(lists, exist_ok=True)
+    path = os.path.join(lists, "tricky.txt")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return path, rows

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from models import registry
 from preprocessing import reference_arrays
 
 LABEL_NAMES = reference_arrays.LABEL_NAMES
@@ -43,11 +44,15 @@ def write_random_fold(path, sizes=(40, 12, 12), vocab_size=30,
     return str(path)
 
 
-def tiny_model_kwargs(vocab_size=30):
-    """Small, fast model arguments for every Yoon model."""
-    return dict(vocab_size=vocab_size, embedding_dim=8, audio_units=6,
-                text_units=5, audio_keep_prob=1.0, text_keep_prob=1.0,
-                seed=3)
+def tiny_model_kwargs(vocab_size=30, model=None):
+    """Small, fast model arguments for every Yoon model (with `model`: only
+    the ones that model takes, as `registry.build_model` wants them)."""
+    kwargs = dict(vocab_size=vocab_size, embedding_dim=8, audio_units=6,
+                  text_units=5, audio_keep_prob=1.0, text_keep_prob=1.0,
+                  seed=3)
+    if model is None:
+        return kwargs
+    return registry.model_arguments(model, **kwargs)
 
 
 def padded_batch(audio_lengths, text_lengths, frames=None, names=None,

@@ -13,7 +13,6 @@ import ensemble_runs
 import evaluate
 import experiment
 from tasks import train_run
-from models import ensemble_models
 from models import ensembles
 from tests import helpers
 
@@ -51,13 +50,13 @@ def test_keras_combination_equals_numpy(method):
     rng = np.random.default_rng(3)
     logits = [rng.normal(size=(6, 4)).astype(np.float32) for _ in range(3)]
     weights = [0.2, 0.5, 0.3] if method == "weighted" else None
-    layer = ensemble_models.CombineProbabilities(method, weights)
+    layer = ensembles.CombineProbabilities(method, weights)
     expected = ensembles.combine([ensembles.softmax(x) for x in logits],
                                  method, weights)
     out = layer([tf.constant(x) for x in logits]).numpy()
     np.testing.assert_allclose(np.exp(out), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="weights"):
-        ensemble_models.CombineProbabilities(method, None if weights
+        ensembles.CombineProbabilities(method, None if weights
                                              else [0.5, 0.5])
 
 
@@ -100,7 +99,7 @@ def test_feature_run_trains_only_a_head(runs, tmp_path):
     _, _, run_dirs = runs
     members = [experiment.load_trained_model(r)[0] for r in run_dirs]
     before = [w.numpy().copy() for m in members for w in m.weights]
-    model = ensemble_models.build_feature_ensemble(members, 4, seed=0)
+    model = ensembles.build_feature_ensemble(members, 4, seed=0)
     # ARE's feature is e_A [4 + 35], TRE's the text state [4]: one head.
     head = (4 + 35 + 4) * 4 + 1
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == head

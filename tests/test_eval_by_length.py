@@ -27,7 +27,8 @@ def test_batches_group_by_length_and_cover_each_example_once():
 
 def test_grouped_evaluation_gives_the_same_metrics():
     split = helpers.random_split(37, max_frames=80, seed=5)
-    model = registry.build_model("MDREA", **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        "MDREA", **helpers.tiny_model_kwargs(model="MDREA"))
     evaluator = training.Evaluator(model, tf.distribute.get_strategy(), 4)
     plain = evaluator(experiment.eval_dataset(split, 8, FRAMES))
     grouped = evaluator(experiment.eval_dataset(split, 8, FRAMES,

@@ -13,7 +13,9 @@ import experiment
 import inference
 from models import registry
 from models import run_files
+from tests import corpus_fixtures
 from tests import helpers
+from preprocessing import manifest_corpus
 from preprocessing import reference_arrays
 from preprocessing import text_features
 
@@ -257,6 +259,13 @@ def test_read_manifest_and_text_file(tmp_path):
     lines.write_text("first one\n\nthird\n")
     assert inference.read_text_file(str(lines)) == ["first one", None,
                                                     "third"]
+
+
+def test_read_manifest_reads_as_training_does(tmp_path):
+    path, expected = corpus_fixtures.write_tricky_manifest(str(tmp_path))
+    corpus = manifest_corpus.read_manifest(path, on_bad_row="raise")
+    assert inference.read_manifest(path) == expected == [
+        (e.wav_path, e.transcript) for e in corpus.examples]
 
 
 def test_wav2vec2_text_model_predicts_from_the_waveform(demo, tmp_path):

@@ -81,7 +81,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("raw_serving")
     demo = helpers.tiny_demo_run(root, num_utterances=NUM_UTTERANCES)
     export_dir = inference.export_run(demo["run_dir"])
-    test_rows = [demo["rows"][i] for i in demo_corpus._split_indices(
+    test_rows = [demo["rows"][i] for i in demo_corpus.split_indices(
         NUM_UTTERANCES, 0)["test"]]
     items = [(row["wav_path"], row["transcript"]) for row in test_rows]
     results, label_names = predict.predict(export_dir, items)
@@ -223,7 +223,8 @@ def test_export_base_writes_integer_versions(demo, tmp_path):
 def test_overwrite_replaces_only_an_export(tmp_path):
     from models import registry
 
-    model = registry.build_model("ARE", **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        "ARE", **helpers.tiny_model_kwargs(model="ARE"))
     labels = helpers.LABEL_NAMES
     target = str(tmp_path / "1")
     export_lib.export_saved_model(model, target, labels)

@@ -24,6 +24,7 @@ from models import run_files
 from preprocessing import audio_features
 from preprocessing import build_arrays
 from preprocessing import cli
+from preprocessing import extraction
 from preprocessing import manifest_corpus
 from preprocessing import reference_arrays
 from tests import helpers
@@ -350,7 +351,7 @@ def test_split_parameters_checked_before_feature_extraction(tmp_path,
     def no_extraction(*args, **kwargs):
         raise AssertionError("features were extracted")
 
-    monkeypatch.setattr(audio_features, "extract_many", no_extraction)
+    monkeypatch.setattr(extraction, "extract_many", no_extraction)
     config = build_arrays.BuildConfig(
         corpus="manifest", manifest=manifest, output_dir=str(tmp_path / "o"),
         split="speaker", num_folds=5, num_workers=1, progress=False)

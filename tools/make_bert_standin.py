@@ -38,13 +38,14 @@ real positions do not depend on how much padding follows them.
 import json
 import math
 import os
-import shutil
 import tempfile
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
+
+from common import atomic_files
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
@@ -233,11 +234,9 @@ def build_standin(output_dir, hidden=32, layers=2, heads=2, ffn_dim=None,
     Returns:
         str, `output_dir`.
     """
-    if os.path.exists(output_dir):
-        if not overwrite:
-            raise ValueError(f"output_dir {output_dir!r} already exists; "
-                             "pass overwrite=True (--overwrite) to replace it.")
-        shutil.rmtree(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise ValueError(f"output_dir {output_dir!r} already exists; "
+                         "pass overwrite=True (--overwrite) to replace it.")
     if seq_length is not None and not 2 <= seq_length <= max_position:
         raise ValueError(f"seq_length={seq_length} must be in [2, "
                          f"max_position={max_position}].")
@@ -254,34 +253,37 @@ def build_standin(output_dir, hidden=32, layers=2, heads=2, ffn_dim=None,
     def serve(inputs):
         return network(inputs, training=False)
 
-    with tempfile.TemporaryDirectory() as scratch:
-        vocab_path = os.path.join(scratch, "vocab.txt")
-        with open(vocab_path, "w", encoding="utf-8") as f:
-            f.write("\n".join(tokens) + "\n")
-        # As the TF-Hub BERTs: a plain trackable root with the reusable
-        # attributes (tf.Module's own `variables` properties are not saved).
-        root = tf.train.Checkpoint()
-        root.network = network
-        root.__call__ = network.__call__
-        root.variables = list(network.variables)
-        root.trainable_variables = list(network.trainable_variables)
-        root.regularization_losses = []
-        root.vocab_file = tf.saved_model.Asset(vocab_path)
-        root.do_lower_case = tf.Variable(True, trainable=False,
-                                         name="do_lower_case")
-        tf.saved_model.save(root, output_dir,
-                            signatures={"serving_default": serve})
-    description = {
-        "stand_in": True,
-        "pretrained": False,
-        "hidden": hidden, "layers": layers, "heads": heads,
-        "seq_length": seq_length, "vocab_size": len(tokens),
-        "seed": seed,
-        "parameters": int(sum(np.prod(v.shape) for v in network.variables)),
-    }
-    # Documentation for people; the encoder never reads it.
-    with open(os.path.join(output_dir, "standin.json"), "w") as f:
-        json.dump(description, f, indent=2)
+    # Written under a temporary name and renamed: an existing stand-in is
+    # replaced only by a complete one.
+    with atomic_files.atomic_directory(output_dir, overwrite=True) as tmp_dir:
+        with tempfile.TemporaryDirectory() as scratch:
+            vocab_path = os.path.join(scratch, "vocab.txt")
+            with open(vocab_path, "w", encoding="utf-8") as f:
+                f.write("\n".join(tokens) + "\n")
+            # As the TF-Hub BERTs: a plain trackable root with the reusable
+            # attributes (tf.Module's own `variables` properties are not saved).
+            root = tf.train.Checkpoint()
+            root.network = network
+            root.__call__ = network.__call__
+            root.variables = list(network.variables)
+            root.trainable_variables = list(network.trainable_variables)
+            root.regularization_losses = []
+            root.vocab_file = tf.saved_model.Asset(vocab_path)
+            root.do_lower_case = tf.Variable(True, trainable=False,
+                                             name="do_lower_case")
+            tf.saved_model.save(root, tmp_dir,
+                                signatures={"serving_default": serve})
+        description = {
+            "stand_in": True,
+            "pretrained": False,
+            "hidden": hidden, "layers": layers, "heads": heads,
+            "seq_length": seq_length, "vocab_size": len(tokens),
+            "seed": seed,
+            "parameters": int(sum(np.prod(v.shape) for v in network.variables)),
+        }
+        # Documentation for people; the encoder never reads it.
+        with open(os.path.join(tmp_dir, "standin.json"), "w") as f:
+            json.dump(description, f, indent=2)
     return output_dir
 
 

@@ -58,12 +58,13 @@ How padding behaves:
 import json
 import math
 import os
-import shutil
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
+
+from common import atomic_files
 
 CONV_KERNEL_SIZES = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)
@@ -317,11 +318,9 @@ def build_standin(output_dir, fixed_input_length=None, hidden=32, layers=2,
     Returns:
         str, `output_dir`.
     """
-    if os.path.exists(output_dir):
-        if not overwrite:
-            raise ValueError(f"output_dir {output_dir!r} already exists; "
-                             "pass overwrite=True (--overwrite) to replace it.")
-        shutil.rmtree(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise ValueError(f"output_dir {output_dir!r} already exists; "
+                         "pass overwrite=True (--overwrite) to replace it.")
     if fixed_input_length is not None and conv_output_length(
             fixed_input_length, conv_kernel_sizes, conv_strides) < 1:
         raise ValueError(f"fixed_input_length={fixed_input_length} is shorter "
@@ -363,8 +362,6 @@ def build_standin(output_dir, fixed_input_length=None, hidden=32, layers=2,
     root.variables = list(network.variables)
     root.trainable_variables = list(network.trainable_variables)
     root.regularization_losses = []
-    tf.saved_model.save(root, output_dir, signatures=signatures)
-
     description = {
             "stand_in": True,
             "pretrained": False,
@@ -380,9 +377,13 @@ def build_standin(output_dir, fixed_input_length=None, hidden=32, layers=2,
             "parameters": int(sum(np.prod(v.shape)
                                   for v in network.variables)),
     }
-    # Documentation for people; the encoder never reads it.
-    with open(os.path.join(output_dir, "standin.json"), "w") as handle:
-        json.dump(description, handle, indent=2)
+    # Written under a temporary name and renamed: an existing stand-in is
+    # replaced only by a complete one.
+    with atomic_files.atomic_directory(output_dir, overwrite=True) as tmp_dir:
+        tf.saved_model.save(root, tmp_dir, signatures=signatures)
+        # Documentation for people; the encoder never reads it.
+        with open(os.path.join(tmp_dir, "standin.json"), "w") as handle:
+            json.dump(description, handle, indent=2)
     return output_dir
 
 
@@ -406,11 +407,9 @@ def build_ctc_standin(output_dir, fixed_input_length=None, hidden=16,
     from preprocessing import asr
 
     vocabulary = list(asr.WAV2VEC2_960H_VOCABULARY)
-    if os.path.exists(output_dir):
-        if not overwrite:
-            raise ValueError(f"output_dir {output_dir!r} already exists; "
-                             "pass overwrite=True (--overwrite) to replace it.")
-        shutil.rmtree(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise ValueError(f"output_dir {output_dir!r} already exists; "
+                         "pass overwrite=True (--overwrite) to replace it.")
     network = Wav2Vec2StandIn(
             hidden=hidden, layers=layers, heads=heads,
             conv_channels=conv_channels, ffn_dim=2 * hidden,
@@ -434,16 +433,17 @@ def build_ctc_standin(output_dir, fixed_input_length=None, hidden=16,
     root.network = network
     root.head = [head_kernel, head_bias]
     root.serve = serve
-    tf.saved_model.save(root, output_dir,
-                        signatures={"serving_default": serve})
-    os.makedirs(os.path.join(output_dir, "assets"), exist_ok=True)
-    with open(os.path.join(output_dir, "assets", "vocab.json"), "w") as f:
-        json.dump({token: i for i, token in enumerate(vocabulary)}, f)
-    with open(os.path.join(output_dir, "standin.json"), "w") as f:
-        json.dump({"stand_in": True, "pretrained": False, "ctc": True,
-                   "fixed_input_length": fixed_input_length,
-                   "hidden": hidden, "layers": layers, "seed": seed,
-                   "vocabulary_size": len(vocabulary)}, f, indent=2)
+    with atomic_files.atomic_directory(output_dir, overwrite=True) as tmp_dir:
+        tf.saved_model.save(root, tmp_dir,
+                            signatures={"serving_default": serve})
+        os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
+        with open(os.path.join(tmp_dir, "assets", "vocab.json"), "w") as f:
+            json.dump({token: i for i, token in enumerate(vocabulary)}, f)
+        with open(os.path.join(tmp_dir, "standin.json"), "w") as f:
+            json.dump({"stand_in": True, "pretrained": False, "ctc": True,
+                       "fixed_input_length": fixed_input_length,
+                       "hidden": hidden, "layers": layers, "seed": seed,
+                       "vocabulary_size": len(vocabulary)}, f, indent=2)
     return output_dir
 
 

@@ -38,8 +38,8 @@ def test_overrides_parse_json_values_and_lists():
 
 @pytest.mark.parametrize("model,values,message", [
     ("ARE", {"transformer_layers": 8},
-     r"ARE takes no option 'transformer_layers'; its options are: "
-     r"audio_units, .*--model_help"),
+     r"ARE takes no option 'transformer_layers' \(an option of "
+     r"TRANSFORMER_FUSION\); its options are: audio_units, .*--model_help"),
     ("ARE", {"num_classes": 3}, "set by the toolkit from the fold"),
     ("ARE", {"audio_units": 2.5}, "audio_units expects an integer"),
     ("ARE", {"audio_units": 0}, r"expects an integer >= 1"),

@@ -22,7 +22,8 @@ from preprocessing import text_features
 from tests import helpers
 from tools import make_bert_standin
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 LABELS = helpers.LABEL_NAMES
 HIDDEN = 16
 # Our fold vocabulary for the model tests: the random folds' w2..w29 words

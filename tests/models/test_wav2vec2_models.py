@@ -29,7 +29,8 @@ from tests import helpers
 from tests.corpus_fixtures import make_manifest_corpus
 from tools import make_wav2vec2_standin
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 HIDDEN = 16
 LABELS = helpers.LABEL_NAMES
 MODEL_NAMES = ("W2V2", "W2V2_TRE", "W2V2_TREA")
@@ -56,7 +57,10 @@ def _kwargs(standin_dir, **overrides):
 
 
 def _build(name, standin_dir, **overrides):
-    return registry.build_model(name, **_kwargs(standin_dir, **overrides))
+    """Model `name` with the settings of `_kwargs` it takes (W2V2 takes no
+    text settings)."""
+    return registry.build_model(name, **registry.model_arguments(
+        name, **_kwargs(standin_dir, **overrides)))
 
 
 def _batch(lengths, text_lengths=None, seed=0, pad_value=0.0):

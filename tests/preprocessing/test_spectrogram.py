@@ -4,7 +4,7 @@ import librosa
 import numpy as np
 import pytest
 
-from preprocessing import audio_features
+from preprocessing import audio_io
 from preprocessing import input_pipeline
 from preprocessing import spectrogram
 from tests import helpers
@@ -50,7 +50,7 @@ def test_matches_a_numpy_librosa_reference(n_mels):
     assert log_mel.shape == (5, 1 + (16000 - 400) // 160, n_mels)
     # The MFCC framing: as many log-mel frames as MFCC frames.
     np.testing.assert_array_equal(
-        frames, [audio_features.num_frames(n) for n in lengths])
+        frames, [audio_io.num_frames(n) for n in lengths])
     for row, length in enumerate(lengths):
         expected = _reference(_waveforms(lengths)[row, :length], n_mels)
         assert len(expected) == frames[row]

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from common import constants
 from preprocessing import demo_corpus
 from preprocessing import reference_arrays
 
@@ -36,7 +37,7 @@ def test_reference_format_and_raw_form(corpus):
     with open(os.path.join(root, "metadata.tsv")) as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == 400
-    assert set(r["label"] for r in rows) == set(reference_arrays.LABEL_NAMES)
+    assert set(r["label"] for r in rows) == set(constants.LABEL_NAMES)
     audio, rate = soundfile.read(os.path.join(root, rows[0]["wav_path"]))
     assert rate == 16000 and audio.ndim == 1 and len(audio) > 8000
     lengths = train.extras["waveform_length"]

@@ -15,7 +15,8 @@ LABELS = ("angry", "happy", "sad", "neutral")
 
 @pytest.mark.parametrize("name", ["ARE", "MDREA"])
 def test_round_trip_with_different_lengths(name, tmp_path):
-    model = registry.build_model(name, **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        name, **helpers.tiny_model_kwargs(model=name))
     export_dir = export.export_saved_model(model, str(tmp_path / "sm"),
                                            LABELS)
     assert os.path.exists(os.path.join(export_dir, "saved_model.pb"))
@@ -40,7 +41,8 @@ def test_round_trip_with_different_lengths(name, tmp_path):
 
 
 def test_label_names_must_match_outputs(tmp_path):
-    model = registry.build_model("ARE", **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        "ARE", **helpers.tiny_model_kwargs(model="ARE"))
     with pytest.raises(ValueError, match="4 outputs but 3 label names"):
         export.export_saved_model(model, str(tmp_path / "sm"), LABELS[:3])
     assert not os.path.exists(tmp_path / "sm")

@@ -22,7 +22,8 @@ def _count(model):
 ])
 def test_reference_parameter_counts(name, expected):
     vocab_size = 3747
-    model = registry.build_model(name, vocab_size=vocab_size)
+    model = registry.build_model(
+        name, **registry.model_arguments(name, vocab_size=vocab_size))
     assert _count(model) == expected(vocab_size)
 
 
@@ -35,7 +36,7 @@ def test_text_count_without_glove_matches_general_formula():
 def test_unknown_model_lists_valid_ones():
     with pytest.raises(ValueError, match="ARE, TRE, MDRE, MDREA"):
         registry.build_model("LSTM")
-    with pytest.raises(ValueError, match="Unknown model arguments"):
+    with pytest.raises(ValueError, match="ARE has no option 'hiden_units'"):
         registry.build_model("ARE", hiden_units=3)
 
 
@@ -46,7 +47,8 @@ def _batch(model, lengths_audio, lengths_text, frames=12):
 
 @pytest.mark.parametrize("name", ["ARE", "TRE", "MDRE", "MDREA"])
 def test_padded_batch_equals_each_example_alone(name):
-    model = registry.build_model(name, **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        name, **helpers.tiny_model_kwargs(model=name))
     lengths_audio, lengths_text = [12, 5, 1, 0], [7, 128, 1, 3]
     batch = _batch(model, lengths_audio, lengths_text)
     helpers.assert_padded_batch_equals_alone(model, batch, lengths_audio)
@@ -86,7 +88,8 @@ def _attention_weights(model, batch):
 
 
 def test_masked_attention_weights_sum_to_one_over_real_tokens():
-    model = registry.build_model("MDREA", **helpers.tiny_model_kwargs())
+    model = registry.build_model(
+        "MDREA", **helpers.tiny_model_kwargs(model="MDREA"))
     lengths = [7, 128, 1, 0]
     weights = _attention_weights(model, _batch(model, [3, 4, 5, 6], lengths))
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
@@ -97,14 +100,14 @@ def test_masked_attention_weights_sum_to_one_over_real_tokens():
 
 def test_unmasked_attention_gives_padding_weight_like_the_paper_code():
     model = registry.build_model("MDREA", mask_attention=False,
-                                 **helpers.tiny_model_kwargs())
+                                 **helpers.tiny_model_kwargs(model="MDREA"))
     weights = _attention_weights(model, _batch(model, [3, 4], [7, 2]))
     assert weights[:, 7:].sum() > 0.5
 
 
 def test_dropout_only_in_training():
-    kwargs = dict(helpers.tiny_model_kwargs(), audio_keep_prob=0.5,
-                  text_keep_prob=0.5)
+    kwargs = dict(helpers.tiny_model_kwargs(model="MDREA"),
+                  audio_keep_prob=0.5, text_keep_prob=0.5)
     model = registry.build_model("MDREA", **kwargs)
     batch = _batch(model, [12, 5], [7, 9])
     first = model(batch, training=False).numpy()
@@ -114,12 +117,13 @@ def test_dropout_only_in_training():
 
 @pytest.mark.parametrize("name", ["ARE", "TRE", "MDRE", "MDREA"])
 def test_config_round_trip(name):
-    kwargs = dict(helpers.tiny_model_kwargs(), audio_layers=2,
+    kwargs = dict(helpers.tiny_model_kwargs(model=name), audio_layers=2,
                   audio_normalization={"mfcc_mean": [0.5] * 39,
                                        "mfcc_std": [2.0] * 39,
                                        "prosody_mean": [1.0] * 35,
                                        "prosody_std": [3.0] * 35})
-    model = registry.build_model(name, **kwargs)
+    model = registry.build_model(name,
+                                 **registry.model_arguments(name, **kwargs))
     helpers.assert_config_round_trip(model)
 
 

@@ -121,13 +121,14 @@ def test_non_finite_padding_does_not_leak():
     ("ARE", lambda v: 145541), ("MDREA", lambda v: 300 * v + 494402)])
 def test_cudnn_option_parameter_counts(name, expected):
     # reset_after=True: 3H more biases per GRU layer than the original.
-    model = registry.build_model(name, vocab_size=3747, gru_impl="cudnn")
+    model = registry.build_model(name, **registry.model_arguments(
+        name, vocab_size=3747, gru_impl="cudnn"))
     assert helpers.count_trainable(model) == expected(3747)
     assert isinstance(model.get_layer("audio_gru_0"), layers.CudnnGRU)
 
 
 def test_cudnn_option_is_padding_invariant_and_learns():
-    kwargs = dict(helpers.tiny_model_kwargs(), gru_impl="cudnn")
+    kwargs = dict(helpers.tiny_model_kwargs(model="ARE"), gru_impl="cudnn")
     model = registry.build_model("ARE", **kwargs)
     lengths = [12, 5, 1, 0]
     batch = helpers.padded_batch(lengths, [3] * 4, 12,

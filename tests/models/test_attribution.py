@@ -9,7 +9,7 @@ from tests import helpers
 
 
 def _model(name, **overrides):
-    kwargs = dict(helpers.tiny_model_kwargs(), **overrides)
+    kwargs = dict(helpers.tiny_model_kwargs(model=name), **overrides)
     model = registry.build_model(name, **kwargs)
     if name != "ARE":
         # Word vectors of GloVe's scale (the initialiser's std is 0.01), so

@@ -96,7 +96,7 @@ def test_run_shorter_than_one_validation_reports_real_metrics(tmp_path):
 def test_progress_line_eta_counts_whole_hours(capsys):
     import time
 
-    progress = training._Progress(0, 10000, enabled=True)
+    progress = training.Progress(0, 10000, enabled=True)
     progress.started = time.time() - 100.0
     progress.update(10)  # 0.1 steps/s: 9,990 steps left = 27 h 45 min
     assert progress.line().startswith("[train] step 10/10000 | 0.10 steps/s"

@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
+from common import constants
 from preprocessing import reference_arrays
 from tests import helpers
 
@@ -51,7 +52,7 @@ def test_round_trip_and_dtypes(tmp_path):
                                                                    39)
     assert train.text_ids.dtype == np.int32
     assert fold.embedding.shape == (30, 8)
-    assert fold.label_names == reference_arrays.LABEL_NAMES
+    assert fold.label_names == constants.LABEL_NAMES
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
 
 

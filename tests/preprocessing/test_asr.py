@@ -11,13 +11,15 @@ import sys
 import numpy as np
 import pytest
 
+from common import constants
 from preprocessing import asr
-from preprocessing import audio_features
+from preprocessing import audio_io
 from preprocessing import build_arrays
 from preprocessing import reference_arrays
 from preprocessing import text_features
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
 
 
 def _quiet(message):
@@ -246,7 +248,7 @@ def test_pocketsphinx_on_spoken_words_is_order_independent(tmp_path):
     # others as alone.
     after_others = asr.transcribe_many(recognizer, [before, silence, spoken],
                                        num_workers=1, progress=False)
-    alone = recognizer.transcribe(audio_features.load_wav(spoken))
+    alone = recognizer.transcribe(audio_io.load_wav(spoken))
     assert after_others[2].text == alone
     assert after_others[1].text == ""  # Heard nothing: empty, not a crash.
     report = asr.error_report(["Open the door, please.", "",
@@ -293,7 +295,7 @@ def test_build_arrays_asr_replaces_gold_text(asr_build):
         np.testing.assert_array_equal(
             fold.splits[split_name].text_ids,
             text_features.encode(tokens, fold.vocabulary,
-                                 reference_arrays.TEXT_LENGTH))
+                                 constants.TEXT_LENGTH))
         report = info["report"][split_name]
         assert report["num_utterances"] == len(texts)
         # Random letters against English gold text: every word wrong.
@@ -331,7 +333,7 @@ def test_build_arrays_rebuild_decodes_nothing_and_both_keeps_gold(
                                                "speaker_fold01"))
     assert "asr" not in gold_fold.manifest
     assert both_fold.manifest["extras"][build_arrays.ASR_EXTRA] == {
-        "shape": [reference_arrays.TEXT_LENGTH], "dtype": "int32"}
+        "shape": [constants.TEXT_LENGTH], "dtype": "int32"}
     for split_name in reference_arrays.SPLITS:
         np.testing.assert_array_equal(both_fold.splits[split_name].text_ids,
                                       gold_fold.splits[split_name].text_ids)
@@ -340,7 +342,7 @@ def test_build_arrays_rebuild_decodes_nothing_and_both_keeps_gold(
             both_fold.splits[split_name].extras[build_arrays.ASR_EXTRA],
             text_features.encode([text_features.tokenize(t) for t in texts],
                                  both_fold.vocabulary,
-                                 reference_arrays.TEXT_LENGTH))
+                                 constants.TEXT_LENGTH))
     assert both_fold.vocabulary == gold_fold.vocabulary
 
 
@@ -380,7 +382,7 @@ def test_predict_without_text_uses_the_recorded_recogniser(asr_run,
     wav = sorted(glob.glob(str(asr_run["root"] / "demo" / "wav" /
                                "*.wav")))[0]
     expected = asr.make_recognizer(asr_run["spec"]).transcribe(
-        audio_features.load_wav(wav))
+        audio_io.load_wav(wav))
     printed = []
     output = str(tmp_path / "predictions.json")
     assert predict.run(asr_run["export_dir"], [wav], output_json=output,

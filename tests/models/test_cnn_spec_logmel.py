@@ -54,7 +54,7 @@ def test_parameter_count_and_inputs(overrides, expected):
     assert names == sorted(["audio_logmel", "audio_logmel_length"]
                            + (["audio_prosody"] if overrides.get(
                                "use_prosody") else []))
-    # MFCC mode is unchanged (tests/test_seed_models.py counts it).
+    # MFCC mode is unchanged (tests/models/test_seed_models.py counts it).
     assert _count(registry.build_model("CNN_SPEC")) == 60100
 
 

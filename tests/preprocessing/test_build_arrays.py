@@ -12,14 +12,18 @@ import pytest
 
 from tests.corpus_fixtures import make_iemocap_tree, make_manifest_corpus
 from tests.corpus_fixtures import write_tone
-from preprocessing import audio_features as af
+from common import constants
+from preprocessing import audio_io
+from preprocessing import extraction
+from preprocessing import opensmile_features
 from preprocessing import build_arrays
 from preprocessing import reference_arrays as ra
 from preprocessing import splits
 from preprocessing import text_features
 
 NBSP = "\u00a0"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
 
 
 def _quiet(message):
@@ -76,7 +80,7 @@ def test_arrays_equal_direct_computation(iemocap_build):
         dialog = utterance.rsplit("_", 1)[0]
         wav = os.path.join(config.corpus_dir, f"Session{int(utterance[3:5])}",
                            "sentences", "wav", dialog, utterance + ".wav")
-        mfcc, prosody = af.extract_features(af.load_wav(wav))
+        mfcc, prosody = extraction.extract_features(audio_io.load_wav(wav))
         assert train.seq_len[row] == len(mfcc)
         np.testing.assert_allclose(train.mfcc[row, :len(mfcc)], mfcc)
         np.testing.assert_array_equal(train.mfcc[row, len(mfcc):], 0.0)
@@ -135,10 +139,10 @@ def test_manifests_record_policy_counts_and_hash(iemocap_build):
     assert top["features"]["mfcc"]["n_mels"] == 26
     fold = ra.load_manifest(os.path.join(config.output_dir,
                                          "audio_woZ_set02"))
-    assert fold["label_names"] == list(ra.LABEL_NAMES)
+    assert fold["label_names"] == list(constants.LABEL_NAMES)
     assert fold["build_hash"] == top["build_hash"]
     totals = {name: sum(fold["counts"][s][name] for s in ra.SPLITS)
-              for name in ra.LABEL_NAMES}
+              for name in constants.LABEL_NAMES}
     assert totals == top["corpus"]["class_counts"]
     assert top["folds"]["audio_woZ_set02"]["counts"] == fold["counts"]
 
@@ -183,7 +187,7 @@ def test_manifest_corpus_speaker_split_all_vocab_and_bad_rows(tmp_path):
         assert "no GloVe file" in fold.manifest["embedding"]["message"]
         vocabularies.append(fold.vocabulary)
         lengths = np.concatenate([s.seq_len for s in fold.splits.values()])
-        assert lengths.max() == af.num_frames(int(7.7 * 16000)) > 750
+        assert lengths.max() == audio_io.num_frames(int(7.7 * 16000)) > 750
         assert sum(len(ids) for ids in
                    fold.manifest["split_ids"].values()) == 25
     assert vocabularies[0] == vocabularies[1] == vocabularies[2]
@@ -276,11 +280,11 @@ def test_opensmile_feature_backend(tmp_path):
     assert summary["features"]["backend"] == "opensmile"
     fold = ra.load_fold(os.path.join(config.output_dir, "speaker_fold01"))
     utterance = fold.manifest["split_ids"]["test"][0]
-    waveform = af.load_wav(os.path.join(root, "wav", utterance + ".wav"))
+    waveform = audio_io.load_wav(os.path.join(root, "wav", utterance + ".wav"))
     np.testing.assert_allclose(fold.splits["test"].prosody[0],
-                               af.opensmile_prosody_functionals(waveform),
+                               opensmile_features.opensmile_prosody_functionals(waveform),
                                rtol=1e-5)
-    mfcc = af.opensmile_mfcc_e_d_a(waveform)
+    mfcc = opensmile_features.opensmile_mfcc_e_d_a(waveform)
     np.testing.assert_allclose(fold.splits["test"].mfcc[0, :len(mfcc)],
                                mfcc, rtol=1e-5)
 

@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocessing import audio_features
+from common import constants
+from preprocessing import audio_io
 from preprocessing import demo_corpus
+from preprocessing import extraction
 from preprocessing import graph_features
 from preprocessing import input_pipeline
+from preprocessing import mfcc as mfcc_lib
+from preprocessing import prosody as prosody_lib
 from preprocessing import text_features
 
 EMODB_WAVS = "/work/shared/devcorpus/emodb/wav"
@@ -70,7 +74,7 @@ def _padded(waveforms, seed=1):
 
 
 def _check_mfcc(mfcc, length, waveform, name):
-    expected = audio_features.mfcc_e_d_a(waveform)[:audio_features.MAX_FRAMES]
+    expected = mfcc_lib.mfcc_e_d_a(waveform)[:constants.MFCC_FRAMES]
     assert length == len(expected), name
     error = np.abs(mfcc[:length] - expected)
     bad = error > graph_features.MFCC_ATOL_VECTOR
@@ -104,15 +108,15 @@ def test_mfcc_long_clip_keeps_max_frames_with_deltas_of_the_whole_clip():
     waveform = _long_clip()
     mfcc, length = graph_features.mfcc_e_d_a(waveform[None],
                                              [len(waveform)])
-    assert audio_features.num_frames(len(waveform)) == 1998
+    assert audio_io.num_frames(len(waveform)) == 1998
     assert mfcc.shape == (1, 750, 39) and length.numpy()[0] == 750
     _check_mfcc(mfcc.numpy()[0], 750, waveform, "20 s")
     # A smaller max_frames cuts where pad_frames cuts: frame 99's deltas
     # still see frames 100..103.
     mfcc, length = graph_features.mfcc_e_d_a(waveform[None],
                                              [len(waveform)], max_frames=100)
-    expected, _ = audio_features.pad_frames(
-        [audio_features.mfcc_e_d_a(waveform)], 100)
+    expected, _ = extraction.pad_frames(
+        [mfcc_lib.mfcc_e_d_a(waveform)], 100)
     assert length.numpy()[0] == 100
     assert (np.abs(mfcc.numpy() - expected)
             <= graph_features.MFCC_ATOL_VECTOR).all()
@@ -127,12 +131,12 @@ def test_mfcc_batch_without_any_frame_gives_one_zero_frame():
 
 
 def _check_prosody(values, waveform, name):
-    expected = audio_features.prosody_functionals(waveform)
+    expected = prosody_lib.prosody_functionals(waveform)
     error = np.abs(values - expected)
     bad = error > graph_features.PROSODY_ATOL_VECTOR
     assert not bad.any(), (
         f"{name}: " + ", ".join(
-            f"{audio_features.PROSODY_NAMES[i]} {values[i]} vs "
+            f"{prosody_lib.PROSODY_NAMES[i]} {values[i]} vs "
             f"{expected[i]}" for i in np.nonzero(bad)[0]))
     return expected
 
@@ -145,7 +149,7 @@ def test_prosody_matches_numpy_per_functional_in_a_padded_batch():
     expected = {name: _check_prosody(prosody[row], CLIPS[name], name)
                 for row, name in enumerate(names)}
     # Not a vacuous match: speech and the tone are voiced, silence is not.
-    f0_mean = audio_features.PROSODY_NAMES.index("F0final_sma_amean")
+    f0_mean = prosody_lib.PROSODY_NAMES.index("F0final_sma_amean")
     for name in ("demo0", "demo1", "demo2", "clipping", "tone_200hz"):
         assert expected[name][f0_mean] > 50, name
     np.testing.assert_allclose(prosody[names.index("tone_200hz"), f0_mean],
@@ -169,7 +173,7 @@ def test_prosody_long_clip():
 @pytest.mark.skipif(not os.path.isdir(EMODB_WAVS), reason="no EmoDB copy")
 def test_features_match_numpy_on_real_speech():
     names = sorted(os.listdir(EMODB_WAVS))[:3]
-    waveforms = [audio_features.load_wav(os.path.join(EMODB_WAVS, n))
+    waveforms = [audio_io.load_wav(os.path.join(EMODB_WAVS, n))
                  for n in names]
     batch, lengths = _padded(waveforms)
     mfcc, length = graph_features.mfcc_e_d_a(batch, lengths)

@@ -57,8 +57,9 @@ def test_keras_decision_equals_scikit_learn(kind, num_classes):
     got = head(x.astype(np.float32)).numpy()
     standard = (x - np.array(kwargs["feature_mean"])) / np.array(
         kwargs["feature_std"])
-    estimator = baseline._fit(kind, standard[:40], y[:40], report["C"],
-                              report["gamma"], "balanced", 0)
+    estimator = baseline.fit_estimator(kind, standard[:40], y[:40],
+                                       report["C"], report["gamma"],
+                                       "balanced", 0)
     np.testing.assert_array_equal(got.argmax(-1), estimator.predict(standard))
     if num_classes > 2:
         np.testing.assert_allclose(got, estimator.decision_function(standard),

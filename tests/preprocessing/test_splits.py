@@ -175,7 +175,8 @@ def test_random5_ignores_labels_and_stays_exact():
 # The development corpus: ../shared/devcorpus next to the checkout, or
 # $DEVCORPUS (e.g. from a git worktree elsewhere).
 EMODB = os.path.join(os.environ.get("DEVCORPUS", os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))), "..",
     "shared", "devcorpus")), "emodb")
 
 
