@@ -89,40 +89,55 @@ common=(--data_dir="$data_dir" --result_file="$result_file" --lr=0.001
         --num_train_steps="${STEPS:-10000}"
         --encoder_size_audio="${FRAMES:-750}" --use_glove
         ${demo_flags[@]+"${demo_flags[@]}"})
-small=()
 if [ "$short" = 1 ]; then
   common+=(--num_train_steps=6)
-  small=(--hidden_dim_audio=16 --hidden_dim_text=16 --attention_units=8
-         --hidden_units=8 --fusion_units=8 --cnn_filters=4,8
-         --transformer_units=16 --transformer_ff_units=16 --side_units=8)
 fi
 cnn_input=mfcc
 [ "$has_waveforms" = 1 ] && cnn_input=logmel
 
 # Sets $row_flags to a row's train.py flags, or returns 1 (with a note) when
-# the row cannot run on this fold.
+# the row cannot run on this fold. Each row gets only options its model
+# takes (train.py refuses the others); --short adds tiny sizes.
 set_row_flags() {
-  local yoon=(--num_layer_audio=1 --hidden_dim_audio=200 --dr_audio=0.7
-              --num_layer_text=1 --hidden_dim_text=200 --dr_text=0.3)
-  local transformer=(--model=TRANSFORMER_FUSION --hidden_dim_audio=64
-                     --dr_audio=0.8 --audio_encoder=gru --fusion=concat
-                     --use_side_features)
+  local audio=(--num_layer_audio=1 --hidden_dim_audio=200 --dr_audio=0.7)
+  local text=(--num_layer_text=1 --hidden_dim_text=200 --dr_text=0.3)
+  local tf=(--model=TRANSFORMER_FUSION --hidden_dim_audio=64 --dr_audio=0.8
+            --model_override=fusion=concat,use_side_features=true)
+  local sa=() st=() sblstm=() scnn=() smmmf=() stf=()
+  if [ "$short" = 1 ]; then
+    sa=(--hidden_dim_audio=16)
+    st=(--hidden_dim_text=16)
+    sblstm=(--hidden_dim_text=16 --model_override=attention_units=8,hidden_units=8)
+    scnn=(--model_override=cnn_filters=[4,8],hidden_units=8)
+    smmmf=(--hidden_dim_audio=16 --hidden_dim_text=16
+           --model_override=attention_units=8,fusion_units=8)
+    stf=(--hidden_dim_audio=16 --model_override=transformer_units=16,transformer_ff_units=16,side_units=8,hidden_units=8,fusion_units=8)
+  fi
   case "$1" in
-    ARE|TRE|MDRE|MDREA) row_flags=(--model="$1" "${yoon[@]}") ;;
+    ARE) row_flags=(--model="$1" "${audio[@]}" ${sa[@]+"${sa[@]}"}) ;;
+    TRE) row_flags=(--model="$1" "${text[@]}" ${st[@]+"${st[@]}"}) ;;
+    MDRE|MDREA) row_flags=(--model="$1" "${audio[@]}" "${text[@]}"
+                           ${sa[@]+"${sa[@]}"} ${st[@]+"${st[@]}"}) ;;
     # The classical baseline (fitted by scikit-learn; schedule flags unused).
     BASELINE_SVM|BASELINE_LOGREG) row_flags=(--model="$1") ;;
     BLSTM_SA_TEXT) row_flags=(--model="$1" --hidden_dim_text=128
-                              --dr_text=0.7) ;;
-    CNN_SPEC) row_flags=(--model="$1" --cnn_input="$cnn_input"
-                         --cnn_filters=32,64 --dr_audio=0.7) ;;
+                              --dr_text=0.7 ${sblstm[@]+"${sblstm[@]}"}) ;;
+    CNN_SPEC) row_flags=(--model="$1" --dr_audio=0.7
+                         --model_override=audio_input="$cnn_input",cnn_filters=[32,64]
+                         ${scnn[@]+"${scnn[@]}"}) ;;
     MMMF) row_flags=(--model="$1" --hidden_dim_audio=64 --hidden_dim_text=64
-                     --dr_audio=0.8 --dr_text=0.7 --mmmf_pooling=attention) ;;
-    TRANSFORMER_FUSION) row_flags=("${transformer[@]}") ;;
+                     --dr_audio=0.8 --dr_text=0.7
+                     --model_override=pooling=attention
+                     ${smmmf[@]+"${smmmf[@]}"}) ;;
+    TRANSFORMER_FUSION) row_flags=("${tf[@]}" --model_override=audio_encoder=gru
+                                   ${stf[@]+"${stf[@]}"}) ;;
     TRANSFORMER_FUSION_BERT)
       if [ -z "$bert_handle" ]; then
         echo "skipped: set BERT_HANDLE to a BERT-style SavedModel"; return 1
       fi
-      row_flags=("${transformer[@]}" --text_encoder_handle="$bert_handle") ;;
+      row_flags=("${tf[@]}" --model_override=audio_encoder=gru
+                 --text_encoder_handle="$bert_handle"
+                 ${stf[@]+"${stf[@]}"}) ;;
     TRANSFORMER_FUSION_W2V2_BERT)
       # Patamia et al.'s combination: wav2vec2 speech + BERT text + a side
       # vector (the prosody functionals stand in for motion capture).
@@ -131,17 +146,19 @@ set_row_flags() {
         echo "skipped: needs waveforms in the fold, WAV2VEC2_HANDLE and" \
           "BERT_HANDLE"; return 1
       fi
-      row_flags=(--model=TRANSFORMER_FUSION --audio_encoder=wav2vec2
-                 --hub_handle="$w2v2_handle" --encoder_lr=1e-4
-                 --text_encoder_handle="$bert_handle" --fusion=concat
-                 --use_side_features) ;;
+      row_flags=(--model=TRANSFORMER_FUSION --hub_handle="$w2v2_handle"
+                 --encoder_lr=1e-4 --text_encoder_handle="$bert_handle"
+                 --model_override=audio_encoder=wav2vec2,fusion=concat,use_side_features=true
+                 ${stf[@]+"${stf[@]}"}) ;;
     W2V2|W2V2_TRE|W2V2_TREA)
       if [ "$has_waveforms" = 0 ] || [ -z "$w2v2_handle" ]; then
         echo "skipped: needs waveforms in the fold (build_arrays" \
           "--store_waveforms) and WAV2VEC2_HANDLE"; return 1
       fi
-      row_flags=(--model="$1" --hub_handle="$w2v2_handle"
-                 --hidden_dim_text=200 --dr_text=0.3 --encoder_lr=1e-4) ;;
+      row_flags=(--model="$1" --hub_handle="$w2v2_handle" --encoder_lr=1e-4)
+      if [ "$1" != W2V2 ]; then
+        row_flags+=(--hidden_dim_text=200 --dr_text=0.3 ${st[@]+"${st[@]}"})
+      fi ;;
     ENSEMBLE_WEIGHTED|ENSEMBLE_FEATURE)
       local method=weighted
       [ "$1" = ENSEMBLE_FEATURE ] && method=feature
@@ -192,7 +209,7 @@ print(sorted(json.load(open(sys.argv[1]))["folds"])[0])' \
     for source in gold asr; do
       echo "=== $row on $source transcripts ($asr_root/$source/$fold)"
       if ! python train.py "${common[@]}" "${row_flags[@]}" \
-          ${small[@]+"${small[@]}"} --data_dir="$asr_root/$source/$fold" \
+          --data_dir="$asr_root/$source/$fold" \
           --run_dir="$out/$source/$row"; then
         failed+=("$row/$source")
       fi
@@ -217,7 +234,7 @@ for row in $rows; do
   start=$(date +%s)
   # A failed row is reported in the table; the other rows still run.
   if python train.py "${common[@]}" "${row_flags[@]}" \
-      ${small[@]+"${small[@]}"} --run_dir="$out/$row"; then
+      --run_dir="$out/$row"; then
     echo "$(( $(date +%s) - start ))" > "$out/$row/wall_seconds"
     echo "$row: $(cat "$out/$row/wall_seconds") s wall"
   else

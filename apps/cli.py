@@ -17,6 +17,7 @@ import sys
 from typing import Callable, Optional, Sequence, Tuple, Type
 
 from absl import app
+from absl import flags
 
 from common.errors import RunError
 from preprocessing.reference_arrays import DataError
@@ -65,5 +66,24 @@ def run(main: Main, program: str,
         user_errors: extra exception types that are user errors.
         argv: the command line (default: sys.argv).
     """
-    app.run(guard(main, program, user_errors),
-            argv=None if argv is None else list(argv))
+    argv = list(sys.argv if argv is None else argv)
+    show_key_flags(main.__module__, argv[0])
+    app.run(guard(main, program, user_errors), argv=argv)
+
+
+def show_key_flags(module: str, program_path: str) -> None:
+    """Makes `--help` list the flags the binary's `apps` module defines
+    (and the shared ones of `apps.common_flags`).
+
+    absl's `--help` lists the key flags of the main module, which is the
+    top-level shim or the console script, not `apps/<name>.py` where the
+    flags are defined.
+    """
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and sys.modules[module].__doc__:
+        # The usage text too: the apps module's docstring, not the shim's.
+        main_module.__doc__ = sys.modules[module].__doc__
+    values = flags.FLAGS
+    for source in (module, "apps.common_flags"):
+        for flag in values.get_key_flags_for_module(source):
+            values.register_key_flag_for_module(program_path, flag)

@@ -1,7 +1,7 @@
 """Flags several binaries share, defined once (names, defaults and help), and
 the flag-file reader of `--config`."""
 
-from typing import Any, Dict, Sequence
+from typing import Any, Collection, Dict, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -33,23 +33,36 @@ def no_arguments(argv: Sequence[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
 
 
-def apply_config_file(flag_values: flags.FlagValues,
-                      path: str) -> Dict[str, Any]:
+def apply_config_file(flag_values: flags.FlagValues, path: str,
+                      option_names: Collection[str] = ()
+                      ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Sets the flags named in a configuration file (`--config`, e.g.
     written by search.py), unless given on the command line (the command
-    line wins). Returns the values applied.
+    line wins).
+
+    Args:
+        flag_values: the parsed flags.
+        path: the JSON file.
+        option_names: other names the file may hold (model options): they
+            are returned, not set.
+
+    Returns:
+        (the flag values applied, the other entries).
 
     Raises:
-        app.UsageError: an unreadable file or an unknown flag name
+        app.UsageError: an unreadable file or an unknown name
             (`tasks.recipes.read_config_file`).
     """
     try:
-        values = recipes.read_config_file(path, set(flag_values))
+        values = recipes.read_config_file(
+            path, set(flag_values) | set(option_names))
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    applied = {}
+    applied, others = {}, {}
     for name, value in values.items():
-        if not flag_values[name].present:
+        if name not in flag_values:
+            others[name] = value
+        elif not flag_values[name].present:
             flag_values[name].value = value
             applied[name] = value
-    return applied
+    return applied, others

@@ -14,15 +14,14 @@ interrupted one resumes from its checkpoint. Writes `protocol.json`,
 --output_dir and prints the table (`tasks.protocol`).
 """
 
-import inspect
 from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
 
-import train
 from apps import cli
+from apps import train as train_app
 from apps import common_flags
 from tasks import protocol
 
@@ -31,7 +30,7 @@ PER_RUN_FLAGS = ("model", "data_dir", "run_dir", "result_file",
 
 
 def define_flags() -> None:
-    train.define_flags()
+    train_app.define_flags()
     flags.DEFINE_string("fold_root", None, "A build folder of "
                         "preprocessing.build_arrays (its manifest.json "
                         "lists the folds).")
@@ -49,17 +48,15 @@ def main(argv: Sequence[str]) -> None:
         if values[name].present:
             raise app.UsageError(f"--{name} is set per fold by protocol.py; "
                                  "drop it.")
-    if values.config:
-        common_flags.apply_config_file(values, values.config)
-    kwargs = {name: values[name].value
-              for name in inspect.signature(train.train).parameters
-              if name not in PER_RUN_FLAGS and name != "log"}
+    # A --config file's model options are checked per model by each run.
+    options = (train_app.apply_config_file(values.config) if values.config
+               else {})
+    kwargs = dict(train_app.run_values(exclude=PER_RUN_FLAGS), **options)
     logging.set_verbosity(logging.WARNING)
     try:
         protocol.run_protocol(
             values.fold_root, values.models, values.output_dir, kwargs,
-            folds=values.folds, log=lambda line: print(line, flush=True),
-            train_fn=train.train)
+            folds=values.folds, log=lambda line: print(line, flush=True))
     except FileNotFoundError as error:
         raise SystemExit(f"protocol: {error}") from None
 

@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 
 from absl import flags
 
-import train
 from apps import cli
 from apps import common_flags
 from tasks import search
@@ -45,7 +44,7 @@ def main(argv: Sequence[str]) -> None:
                 os.path.dirname(os.path.abspath(values.output_config)),
                 "trials"),
             values.n_trials, values.storage, values.study_name, values.seed,
-            log=lambda line: print(line, flush=True), train_fn=train.train)
+            log=lambda line: print(line, flush=True))
     except search.SpaceError as error:
         sys.exit(f"search: {error}")
 

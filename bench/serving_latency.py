@@ -35,14 +35,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def _demo_export(root, model):
     import csv
 
-    import train
+    from tasks import train_run
     from preprocessing import demo_corpus
 
     fold_dir = demo_corpus.generate(os.path.join(root, "demo"),
                                     num_utterances=60, num_workers=1,
                                     log=lambda _: None)
     run_dir = os.path.join(root, "run")
-    train.train(model=model, data_dir=fold_dir, run_dir=run_dir,
+    train_run.run(model=model, data_dir=fold_dir, run_dir=run_dir,
                 num_train_steps=4, batch_size=16, export=False,
                 log=lambda _: None,
                 result_file=os.path.join(root, "results.txt"))

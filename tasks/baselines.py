@@ -32,7 +32,7 @@ from tasks import datasets
 from tasks import folds
 from tasks import model_setup
 from tasks import run_dir as run_files
-from tasks import train_run
+from tasks import run_finish
 
 MODELS = tuple(baseline.MODELS)
 
@@ -139,6 +139,6 @@ def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
         test_accuracy_at_best=final["test"]["wa"], stopped_early=False,
         validation_frequency=0, final_dev=final["dev"],
         final_test=final["test"], train_seconds=train_seconds)
-    line = train_run.finish_run(run_dir, keras_model, result, fold.name,
+    line = run_finish.finish_run(run_dir, keras_model, result, fold.name,
                                 name, result_file, export, log)
     return run_dir, result, line

@@ -33,7 +33,7 @@ from tasks import datasets
 from tasks import folds
 from tasks import loading
 from tasks import run_dir as run_files
-from tasks import train_run
+from tasks import run_finish
 
 PREFIX = "SE_ensemble"
 
@@ -79,7 +79,7 @@ def train_ensemble(ensemble_members: Sequence[str],
     members = loading.load_members(ensemble_members)
     # Counted now: building the ensemble freezes the members' layers.
     member_parameters = sum(
-        train_run.count_parameters(member.trainable_weights)
+        run_finish.count_parameters(member.trainable_weights)
         for _, member, _ in members)
     first = members[0][2]
     data = dict(first["data"])
@@ -146,9 +146,9 @@ def train_ensemble(ensemble_members: Sequence[str],
             best_dev_accuracy=dev["wa"], test_accuracy_at_best=test["wa"],
             stopped_early=False, validation_frequency=0, final_dev=dev,
             final_test=test, train_seconds=0.0)
-    parameters = member_parameters + train_run.count_parameters(
+    parameters = member_parameters + run_finish.count_parameters(
         model.trainable_weights)
-    line = train_run.finish_run(run_dir, model, result, fold.name, name,
+    line = run_finish.finish_run(run_dir, model, result, fold.name, name,
                                 result_file, export, log, parameters)
     member_wa = {}
     for run_dir_, member, _ in members:

@@ -5,9 +5,8 @@
 `run_protocol`: for each model, for each fold of the build (the folds
 listed in `BUILD/manifest.json`, as `preprocessing.build_arrays` writes
 it; else every sub-folder holding a fold `manifest.json`), in sequence and
-in this process, it calls the training function it is given (train.py's
-`train`, the same library call as train.py, every other flag passed
-through) with the run folder
+in this process, it calls `train_run.run` (the same library call as
+train.py, every other flag passed through) with the run folder
 `OUT/<MODEL>/<fold>`.
 
 Resumable: a fold whose run finished (its `protocol_fold.json`, written
@@ -41,6 +40,7 @@ from common import atomic_files
 from models import metrics
 from tasks import evaluation
 from tasks import run_dir as run_files
+from tasks import train_run
 
 DONE_FILE = "protocol_fold.json"
 SUMMARY_JSON = "protocol.json"
@@ -241,24 +241,26 @@ def write_outputs(output_dir: str, results: Dict[str, Any],
 def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
                  train_kwargs: Optional[Dict[str, Any]] = None,
                  folds: Optional[Sequence[str]] = None,
-                 log: Callable[[str], None] = print, *,
-                 train_fn: Callable[..., Any]) -> Dict[str, Any]:
+                 log: Callable[[str], None] = print,
+                 train_fn: Optional[Callable[..., Any]] = None
+                 ) -> Dict[str, Any]:
     """Trains every model on every fold (resumable); returns the results.
 
     Args:
         fold_root: str. A build folder.
         models: sequence of str. Model names (train.py's --model).
         output_dir: str. Run folders go to `<output_dir>/<MODEL>/<fold>`.
-        train_kwargs: dict. Other `train_fn` arguments (flags, recipe);
+        train_kwargs: dict. Other `train_run.run` arguments (flags, recipe);
             model, data_dir, run_dir and result_file are set here.
         folds: sequence of str or None. Only these folds.
         log: callable(str).
-        train_fn: callable like train.py's `train` (called with model,
-            data_dir, run_dir, result_file, log and `train_kwargs`).
+        train_fn: callable like `train_run.run` (default: it).
 
     Returns:
         dict model → {"folds": {fold: fold_record}, "summary": ...}.
     """
+    if train_fn is None:
+        train_fn = train_run.run
     if not models:
         raise ValueError("run_protocol: no models given.")
     train_kwargs = dict(train_kwargs or {})

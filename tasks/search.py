@@ -38,12 +38,12 @@ RDB storage for resuming; keras-tuner wants `fit`-style models, while
 these runs go through the toolkit's own trainer.
 """
 
-import inspect
 import json
 import os
 from typing import Any, Callable, Collection, Dict, Optional, Sequence, Tuple
 
 from tasks import run_dir as run_files
+from tasks import train_run
 
 PARAM_TYPES = ("float", "int", "categorical")
 
@@ -52,10 +52,10 @@ class SpaceError(ValueError):
     """A bad search-space file (one line: file, what, found)."""
 
 
-def train_arguments(train_fn: Callable[..., Any]) -> frozenset:
-    """The names a search space may set: `train_fn`'s arguments (train.py's
-    flags), except `log`."""
-    return frozenset(inspect.signature(train_fn).parameters) - {"log"}
+def train_arguments() -> frozenset:
+    """The names a search space may set: `train_run.run`'s (train.py's
+    flags, the Yoon names and any model's options) and the model."""
+    return frozenset(train_run.accepted_names()) | {"model"}
 
 
 def load_space(path: str, known: Collection[str]
@@ -117,8 +117,8 @@ def suggest(trial: Any, params: Dict[str, Any]) -> Dict[str, Any]:
 def search(space_path: str, data_dirs: Sequence[str], output_config: str,
            work_dir: str, n_trials: int = 20, storage: Optional[str] = None,
            study_name: str = "search", seed: int = 0,
-           log: Callable[[str], None] = print, *,
-           train_fn: Callable[..., Any]) -> Dict[str, Any]:
+           log: Callable[[str], None] = print,
+           train_fn: Optional[Callable[..., Any]] = None) -> Dict[str, Any]:
     """Runs (or resumes) a study; writes the best configuration.
 
     Args:
@@ -130,8 +130,8 @@ def search(space_path: str, data_dirs: Sequence[str], output_config: str,
         storage: str or None. optuna storage URL (None: in memory).
         study_name: str.
         seed: int. Seed of the sampler (TPE).
-        train_fn: callable like train.py's `train` (returns run_dir,
-            TrainResult, line); the space's names must be its arguments.
+        train_fn: callable like `train_run.run` (the default; returns
+            run_dir, TrainResult, line).
 
     Returns:
         dict written to `output_config`.
@@ -139,7 +139,8 @@ def search(space_path: str, data_dirs: Sequence[str], output_config: str,
     # optuna: an optional heavy dependency, only for the search.
     import optuna
 
-    fixed, params = load_space(space_path, train_arguments(train_fn))
+    fixed, params = load_space(space_path, train_arguments())
+    train_fn = train_fn or train_run.run
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, load_if_exists=True,

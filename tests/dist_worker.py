@@ -12,7 +12,7 @@ the tests compare: `<out>.json` (metrics, steps, tracing counts) and
 * `--union_pipelines=K` (one device only) feeds each step the
   concatenation of what K input pipelines would draw: the single-device
   equivalent of K workers.
-* `--via_train` runs `train.train()` (the binary's code path) instead of
+* `--via_train` runs `train_run.run()` (the binary's code path) instead of
   building the Trainer here; `--check_health_interval` shortens how long a
   multi-worker survivor takes to notice a dead peer (test speed only).
 """
@@ -147,9 +147,9 @@ def _run_trainer(args, log):
 
 
 def _run_train_binary(args, log):
-    import train
+    from tasks import train_run
 
-    _, result, _ = train.train(
+    _, result, _ = train_run.run(
         model=args.model, data_dir=args.data_dir, run_dir=args.run_dir,
         result_file=os.path.join(args.run_dir, "results.txt"),
         batch_size=args.batch_size, lr=args.lr, num_train_steps=args.steps,

@@ -37,9 +37,6 @@ KEPT_LOCAL = {
     "preprocessing/audio_io.py": {"librosa"},
     "preprocessing/spectrogram.py": {"librosa"},
 }
-# Top-level modules apps/ may import until train.py's train() has moved
-# into tasks/ (protocol and search call it).
-TOP_LEVEL_FOR_APPS = {"train"}
 
 
 class Import:
@@ -162,8 +159,7 @@ def layer_violations(root, layers):
                             layers.index(high) >= layers.index(low)):
                         problems.append(f"{at}: tasks modules import only "
                                         "those before them in tasks.LAYERS")
-            elif package == "apps" and target not in PACKAGES and (
-                    imported.module not in TOP_LEVEL_FOR_APPS):
+            elif package == "apps" and target not in PACKAGES:
                 problems.append(f"{at}: apps/ never imports a top-level "
                                 "script")
         if package in PACKAGES:
@@ -179,11 +175,14 @@ def layer_violations(root, layers):
 
 
 def import_cycles(root):
-    """Circles in the graph of project modules (every import, function-local
-    and __main__ ones included), each as a list of modules."""
+    """Circles in the graph of project modules (function-local imports
+    included; not those of a `__main__` block, which only runs when the
+    module is the program, e.g. `python -m preprocessing.build_arrays`
+    handing over to its binary), each as a list of modules."""
     modules = project_modules(root)
     graph = {module: sorted({i.module for i in imports_of(module, path,
-                                                          modules)[0]})
+                                                          modules)[0]
+                             if not i.main_block})
              for module, path in modules.items()}
     cycles, state, stack = [], {}, []
 

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import soundfile
 
-import train
+from tasks import train_run
 from apps import cli
+from tasks import model_options
 from preprocessing import audio_features
 from preprocessing import build_arrays
 from preprocessing import extraction
@@ -34,12 +35,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each binary's entry point is: the program block of train.py and
 # build_arrays, `run()` of the apps modules (the top-level evaluate.py, ...
 # only call it).
-BINARIES = {"train.py": 'if __name__ == "__main__":',
-            "preprocessing/build_arrays.py": 'if __name__ == "__main__":',
-            **{f"apps/{name}.py": "def run(" for name in (
-                "evaluate", "explain", "export", "predict", "protocol",
-                "search")}}
-SHIMS = ("evaluate", "explain", "export", "predict", "protocol", "search")
+SHIMS = ("train", "evaluate", "explain", "export", "predict", "protocol",
+         "search")
+BINARIES = {"preprocessing/build_arrays.py": 'if __name__ == "__main__":',
+            **{f"apps/{name}.py": "def run(" for name in SHIMS}}
 # A tiny ARE run: 12 training examples in batches of 4, so a validation
 # and a checkpoint every int(12·0.3/4)+1 = 1 step.
 TINY = dict(batch_size=4, hidden_dim_audio=4, encoder_size_audio=20,
@@ -104,7 +103,7 @@ def finished(fold_dir, tmp_path_factory):
     """A finished 3-step ARE run (checkpoints ckpt-2 and ckpt-3)."""
     root = tmp_path_factory.mktemp("finished")
     result_file = str(root / "results.txt")
-    run_dir, result, line = train.train(
+    run_dir, result, line = train_run.run(
         "ARE", fold_dir, run_dir=str(root / "run"), result_file=result_file,
         num_train_steps=3, **TINY)
     assert result.steps == 3 and _lines(result_file) == [line]
@@ -145,7 +144,7 @@ def test_pickle_payload_in_a_fold_runs_nothing(fold_dir, tmp_path):
     result_file = str(tmp_path / "r.txt")
     with pytest.raises(DataError, match="dic.pkl: refused: the pickle asks "
                        "for posix.mkdir"):
-        train.train("ARE", hostile, output_dir=str(tmp_path / "runs"),
+        train_run.run("ARE", hostile, output_dir=str(tmp_path / "runs"),
                     result_file=result_file, num_train_steps=1, **TINY)
     assert not os.path.exists(marker)
     assert not os.path.exists(tmp_path / "runs") and not _lines(result_file)
@@ -165,7 +164,7 @@ def test_graph_prefix_cannot_leave_output_dir(fold_dir, tmp_path):
     output_dir = tmp_path / "deep" / "runs"
     for prefix in ("../../x", "a/b", ".."):
         with pytest.raises(run_files.RunError, match="plain folder name"):
-            train.train("ARE", fold_dir, output_dir=str(output_dir),
+            train_run.run("ARE", fold_dir, output_dir=str(output_dir),
                         graph_prefix=prefix, num_train_steps=1,
                         result_file=str(tmp_path / "r.txt"), **TINY)
     assert os.listdir(tmp_path) == []
@@ -251,8 +250,11 @@ def test_bad_settings_refused_before_any_output(fold_dir, tmp_path, setting,
     arguments = dict(TINY, num_train_steps=1, output_dir=str(tmp_path / "o"),
                      result_file=result_file)
     arguments[setting] = value
-    with pytest.raises(run_files.RunError, match=rf"--{setting}="):
-        train.train("ARE", fold_dir, **arguments)
+    # Common settings are RunErrors; model options (here the Yoon name of
+    # audio_keep_prob) OptionErrors. Both are user errors of train.py.
+    with pytest.raises((run_files.RunError, model_options.OptionError),
+                       match=rf"--{setting}[=:]"):
+        train_run.run("ARE", fold_dir, **arguments)
     assert os.listdir(tmp_path) == []
 
 
@@ -261,7 +263,7 @@ def test_rerunning_a_finished_run_appends_nothing(finished):
     messages = []
     config = run_files.read_json(os.path.join(finished["run_dir"],
                                               "config.json"))
-    run_dir, result, line = train.train(
+    run_dir, result, line = train_run.run(
         "ARE", config["data"]["data_dir"], run_dir=finished["run_dir"],
         result_file=finished["result_file"], num_train_steps=3,
         **dict(TINY, log=messages.append))
@@ -280,7 +282,7 @@ def test_resume_falls_back_from_a_damaged_checkpoint(finished, tmp_path):
     messages = []
     result_file = str(tmp_path / "r.txt")
     config = run_files.read_json(os.path.join(run_dir, "config.json"))
-    _, result, line = train.train(
+    _, result, line = train_run.run(
         "ARE", config["data"]["data_dir"], run_dir=run_dir,
         result_file=result_file, num_train_steps=4,
         **dict(TINY, log=messages.append))
@@ -303,13 +305,13 @@ def test_unreadable_checkpoint_state_is_refused_and_nothing_changes(
     config = run_files.read_json(os.path.join(run_dir, "config.json"))
     with pytest.raises(run_files.RunError, match="checkpoints/checkpoint: "
                        "the checkpoint state cannot be read"):
-        train.train("ARE", config["data"]["data_dir"], run_dir=run_dir,
+        train_run.run("ARE", config["data"]["data_dir"], run_dir=run_dir,
                     result_file=result_file, num_train_steps=6, **TINY)
     assert _tree_digest(run_dir) == before and not _lines(result_file)
     # Checkpoints without a state file are not taken for a fresh run.
     os.remove(os.path.join(run_dir, "checkpoints", "checkpoint"))
     with pytest.raises(run_files.RunError, match="missing, but"):
-        train.train("ARE", config["data"]["data_dir"], run_dir=run_dir,
+        train_run.run("ARE", config["data"]["data_dir"], run_dir=run_dir,
                     result_file=result_file, num_train_steps=6, **TINY)
 
 
@@ -319,7 +321,7 @@ def test_full_disk_names_the_result_file(fold_dir, tmp_path):
         pytest.skip("no /dev/full")
     run_dir = str(tmp_path / "run")
     with pytest.raises(OSError) as error:
-        train.train("ARE", fold_dir, run_dir=run_dir, num_train_steps=1,
+        train_run.run("ARE", fold_dir, run_dir=run_dir, num_train_steps=1,
                     result_file="/dev/full", **TINY)
     assert error.value.filename == "/dev/full" and error.value.errno == 28
     assert cli.describe(error.value) == (
@@ -327,7 +329,7 @@ def test_full_disk_names_the_result_file(fold_dir, tmp_path):
     # The run keeps its result; a re-run only retries the line.
     assert os.path.exists(os.path.join(run_dir, run_files.FINISHED_NAME))
     with pytest.raises(OSError, match="No space left"):
-        train.train("ARE", fold_dir, run_dir=run_dir, num_train_steps=1,
+        train_run.run("ARE", fold_dir, run_dir=run_dir, num_train_steps=1,
                     result_file=str(tmp_path / "r.txt"), **TINY)
     assert not os.path.exists(tmp_path / "r.txt")
 
@@ -466,7 +468,7 @@ def test_random_corruptions_train_or_are_refused(fold_dir, tmp_path):
         what = _corrupt(fold, kind, rng, marker)
         result_file = str(tmp_path / f"results{case}.txt")
         try:
-            _, _, line = train.train(
+            _, _, line = train_run.run(
                 "MDRE", fold, output_dir=str(tmp_path / f"runs{case}"),
                 result_file=result_file, num_train_steps=1,
                 hidden_dim_text=4, **TINY)

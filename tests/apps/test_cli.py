@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train
+from tasks import train_run
 from tasks import evaluation
 from tests import helpers
 
@@ -89,9 +89,9 @@ def test_resume_refuses_other_config(fold_dir, tmp_path):
                   num_train_steps=2, hidden_dim_audio=4, encoder_size_audio=40,
                   result_file=str(tmp_path / "r.txt"), export=False,
                   log=lambda _: None)
-    train.train("ARE", **common)
+    train_run.run("ARE", **common)
     with pytest.raises(ValueError, match="another model config"):
-        train.train("ARE", **dict(common, hidden_dim_audio=5))
+        train_run.run("ARE", **dict(common, hidden_dim_audio=5))
 
 
 def test_evaluate_errors_on_unfinished_run(tmp_path):

@@ -78,12 +78,12 @@ def test_fit_needs_every_class_in_train():
 def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
     import tensorflow as tf
 
-    import train
+    from tasks import train_run
     from tools import results_table
 
     fold = helpers.write_separable_fold(tmp_path / "fold")
     result_file = str(tmp_path / "results.txt")
-    run_dir, result, line = train.train(
+    run_dir, result, line = train_run.run(
         model="BASELINE_SVM", data_dir=fold, run_dir=str(tmp_path / "svm"),
         result_file=result_file, encoder_size_audio=80, export=True,
         log=lambda _: None)
@@ -121,10 +121,10 @@ def test_baseline_run_through_evaluate_table_and_export(tmp_path, capsys):
 
 
 def test_logreg_run_without_selection(tmp_path):
-    import train
+    from tasks import train_run
 
     fold = helpers.write_separable_fold(tmp_path / "fold")
-    run_dir, result, _ = train.train(
+    run_dir, result, _ = train_run.run(
         model="BASELINE_LOGREG", data_dir=fold, run_dir=str(tmp_path / "lr"),
         result_file=str(tmp_path / "r.txt"), encoder_size_audio=80,
         export=False, baseline_select=False, log=lambda _: None)

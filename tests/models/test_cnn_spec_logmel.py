@@ -131,10 +131,10 @@ def test_fold_glue_reads_waveforms_by_model_arguments(demo_fold, tmp_path):
                        match=r"set07: no raw waveforms.*--cnn_input=mfcc.*"
                              r"--store_waveforms"):
         folds.load_fold(plain, "CNN_SPEC", logmel)
-    import train
+    from tasks import train_run
     with pytest.raises(reference_arrays.DataError, match="set07"):
-        train.train("CNN_SPEC", plain, run_dir=str(tmp_path / "run"),
-                    cnn_input="logmel", log=lambda _: None)
+        train_run.run("CNN_SPEC", plain, run_dir=str(tmp_path / "run"),
+                    audio_input="logmel", log=lambda _: None)
 
 
 def test_log_mel_statistics_cover_the_real_frames(demo_fold):
@@ -162,13 +162,13 @@ def test_log_mel_statistics_cover_the_real_frames(demo_fold):
 @pytest.fixture(scope="module")
 def logmel_run(demo_fold, tmp_path_factory):
     """A short logmel CNN_SPEC run of train.py on the demo fold (exported)."""
-    import train
+    from tasks import train_run
 
     root = tmp_path_factory.mktemp("logmel_run")
-    run_dir, result, _ = train.train(
+    run_dir, result, _ = train_run.run(
         "CNN_SPEC", demo_fold.path, run_dir=str(root / "run"),
         result_file=str(root / "results.txt"), batch_size=32, lr=0.01,
-        num_train_steps=60, encoder_size_audio=100, cnn_input="logmel",
+        num_train_steps=60, encoder_size_audio=100, audio_input="logmel",
         n_mels=32, cnn_filters=(8, 16), hidden_units=16, use_prosody=True,
         normalize_audio=True, log=lambda _: None)
     return run_dir, result

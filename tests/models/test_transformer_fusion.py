@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train
+from tasks import train_run
 from models import bert_text_encoder
 from models import export
 from models import optimizers
@@ -36,7 +36,7 @@ TINY = dict(vocab_size=30, embedding_dim=8, transformer_units=8,
             transformer_ff_units=12, transformer_dropout=0.0, audio_units=3,
             side_units=4, fusion_units=6, hidden_units=5,
             audio_keep_prob=1.0, fusion_keep_prob=1.0, seed=3)
-# Train-run arguments of train.train (tiny, fast).
+# Train-run arguments of train_run.run (tiny, fast).
 TINY_RUN = dict(num_train_steps=3, batch_size=8, use_glove=False,
                 embedding_dim=8, transformer_units=8, transformer_heads=2,
                 transformer_layers=1, transformer_ff_units=12,
@@ -190,7 +190,7 @@ def test_load_fold_side_extra_errors(tmp_path, extras_fn, match):
 
 def test_train_evaluate_and_serving_refusal(mocap_fold, tmp_path):
     run_dir = str(tmp_path / "run")
-    train.train(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
+    train_run.run(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
                 run_dir=run_dir, side_features="mocap", normalize_audio=True,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
     config = loading.load_trained_model(run_dir)[1]
@@ -215,11 +215,14 @@ def test_prosody_configs_are_unchanged(mocap_fold, tmp_path):
     # The default side input adds no new keys to a run's model kwargs, so
     # earlier runs still resume.
     run_dir = str(tmp_path / "run")
-    train.train(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
+    train_run.run(model="TRANSFORMER_FUSION", data_dir=mocap_fold,
                 run_dir=run_dir, export=False,
                 result_file=str(tmp_path / "results.txt"), **TINY_RUN)
     kwargs = loading.load_trained_model(run_dir)[1]["model"]["kwargs"]
-    assert not {"side_features", "side_dim", "hub_handle"} & set(kwargs)
+    # The run's config holds every option explicitly (defaults included),
+    # and nothing the fold did not ask for.
+    assert kwargs["side_features"] == "audio_prosody"
+    assert kwargs["hub_handle"] is None and "side_dim" not in kwargs
 
 
 # -------------------------------------------------- wav2vec2 audio encoder ---
@@ -324,7 +327,7 @@ def test_several_encoder_layers_get_the_encoder_rate(wav2vec2_dir, bert_dir):
 def test_train_py_with_wav2vec2_bert_and_mocap(wav2vec2_dir, bert_dir,
                                                waveform_fold, tmp_path):
     run_dir = str(tmp_path / "run")
-    train.train(model="TRANSFORMER_FUSION", data_dir=waveform_fold,
+    train_run.run(model="TRANSFORMER_FUSION", data_dir=waveform_fold,
                 run_dir=run_dir, audio_encoder="wav2vec2",
                 hub_handle=wav2vec2_dir, text_encoder_handle=bert_dir,
                 side_features="mocap", encoder_lr=1e-4, export=False,

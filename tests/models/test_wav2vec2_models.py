@@ -316,9 +316,9 @@ def test_load_fold_reads_waveforms_only_for_wav2vec2(demo_fold_dir,
     with pytest.raises(reference_arrays.DataError,
                        match=r"set01: no raw waveforms.*--store_waveforms"):
         folds.load_fold(plain, "W2V2")
-    import train
+    from tasks import train_run
     with pytest.raises(ValueError, match="needs --hub_handle"):
-        train.train("W2V2", plain, run_dir=str(tmp_path / "run"),
+        train_run.run("W2V2", plain, run_dir=str(tmp_path / "run"),
                     log=lambda _: None)
 
 

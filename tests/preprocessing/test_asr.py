@@ -352,12 +352,12 @@ def test_build_arrays_rebuild_decodes_nothing_and_both_keeps_gold(
 @pytest.fixture(scope="module")
 def asr_run(asr_build):
     """MDREA trained (a few steps) on the ASR fold, exported."""
-    import train
+    from tasks import train_run
 
     root = asr_build["root"]
     fold_dir = os.path.join(asr_build["config"].output_dir, "speaker_fold01")
     run_dir = str(root / "run")
-    train.train(model="MDREA", data_dir=fold_dir, run_dir=run_dir,
+    train_run.run(model="MDREA", data_dir=fold_dir, run_dir=run_dir,
                 num_train_steps=4, batch_size=8, hidden_dim_audio=4,
                 hidden_dim_text=4, encoder_size_audio=100, export=False,
                 log=_quiet, result_file=str(root / "results.txt"))

@@ -291,7 +291,7 @@ def test_opensmile_feature_backend(tmp_path):
 
 def test_train_py_trains_on_built_folds_unchanged(iemocap_build, tmp_path):
     """Both corpus kinds → fold folders that train.py uses as they are."""
-    import train
+    from tasks import train_run
 
     root = str(tmp_path)
     manifest = make_manifest_corpus(root, num=24, num_speakers=6)
@@ -306,10 +306,10 @@ def test_train_py_trains_on_built_folds_unchanged(iemocap_build, tmp_path):
             ("MDREA", os.path.join(iemocap_config.output_dir,
                                    "audio_woZ_set01")),
             ("MDRE", os.path.join(config.output_dir, "speaker_fold01"))):
-        train.train(model, fold_dir, run_dir=str(tmp_path / model),
-                    result_file=result_file, batch_size=8,
-                    num_train_steps=3, hidden_dim_audio=4, hidden_dim_text=4,
-                    export=False, log=_quiet)
+        train_run.run(model, fold_dir, run_dir=str(tmp_path / model),
+                      result_file=result_file, batch_size=8,
+                      num_train_steps=3, hidden_dim_audio=4,
+                      hidden_dim_text=4, export=False, log=_quiet)
     with open(result_file) as f:
         lines = f.read().splitlines()
     assert [line.split("\t")[1] for line in lines] == [

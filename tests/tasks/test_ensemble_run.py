@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train
+from tasks import train_run
 from models import ensembles
 from tasks import datasets
 from tasks import ensemble_run
@@ -33,10 +33,11 @@ def runs(tmp_path_factory):
     run_dirs = []
     for model in ("ARE", "TRE"):
         run_dir = str(root / model)
-        train.train(model, fold_dir, run_dir=run_dir, batch_size=16,
-                    num_train_steps=4, hidden_dim_audio=4, hidden_dim_text=4,
-                    encoder_size_audio=40, lr=0.01, export=False,
-                    result_file=str(root / "r.txt"), log=_quiet)
+        train_run.run(model, fold_dir, **helpers.for_model(
+            model, run_dir=run_dir, batch_size=16, num_train_steps=4,
+            hidden_dim_audio=4, hidden_dim_text=4, encoder_size_audio=40,
+            lr=0.01, export=False, result_file=str(root / "r.txt"),
+            log=_quiet))
         run_dirs.append(run_dir)
     return root, fold_dir, run_dirs
 
@@ -147,7 +148,7 @@ def test_cli_and_errors(runs, tmp_path):
     other_fold = helpers.write_random_fold(root / "other", seed=5,
                                            vocab_size=31)
     other_run = str(root / "other_run")
-    train.train("ARE", other_fold, run_dir=other_run, batch_size=16,
+    train_run.run("ARE", other_fold, run_dir=other_run, batch_size=16,
                 num_train_steps=2, hidden_dim_audio=4, encoder_size_audio=40,
                 export=False, result_file=str(root / "r.txt"), log=_quiet)
     with pytest.raises(ValueError, match="different fold folders"):

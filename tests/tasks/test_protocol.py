@@ -35,7 +35,7 @@ class _Killed(Exception):
 
 
 def test_protocol_resumes_after_a_kill_and_summarises(tmp_path):
-    import train
+    from tasks import train_run
 
     root = _build(tmp_path / "build")
     out = str(tmp_path / "out")
@@ -43,7 +43,7 @@ def test_protocol_resumes_after_a_kill_and_summarises(tmp_path):
 
     def recording(**kwargs):
         calls.append((kwargs["model"], os.path.basename(kwargs["data_dir"])))
-        return train.train(**kwargs)
+        return train_run.run(**kwargs)
 
     def killed_at_second_fold(**kwargs):
         if len(calls) == 1:

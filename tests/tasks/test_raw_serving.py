@@ -274,7 +274,7 @@ def test_export_binary_fails_in_one_line(demo, tmp_path):
 def _train_every_model(root, fold_dir):
     """(name, run_dir) of every registered model, each trained 2 steps on
     the demo fold with train.py's export, and two ensembles of them."""
-    import train
+    from tasks import train_run
     from models import registry
     from tools import make_bert_standin
     from tools import make_wav2vec2_standin
@@ -284,7 +284,7 @@ def _train_every_model(root, fold_dir):
     bert = make_bert_standin.build_standin(os.path.join(root, "bert"),
                                            hidden=16, layers=1, heads=2)
     variants = [(name, name, {}) for name in registry.model_names()]
-    variants += [("CNN_SPEC_logmel", "CNN_SPEC", {"cnn_input": "logmel"}),
+    variants += [("CNN_SPEC_logmel", "CNN_SPEC", {"audio_input": "logmel"}),
                  ("TRANSFORMER_FUSION_bert", "TRANSFORMER_FUSION",
                   {"text_encoder_handle": bert})]
     runs = []
@@ -296,7 +296,7 @@ def _train_every_model(root, fold_dir):
                       run_dir=os.path.join(root, label), **extra)
         if name.startswith("W2V2"):
             kwargs["hub_handle"] = wav2vec2
-        train.train(name, fold_dir, **kwargs)
+        train_run.run(name, fold_dir, **helpers.for_model(name, **kwargs))
         runs.append((label, kwargs["run_dir"]))
     members = [dict(runs)["ARE"], dict(runs)["TRE"]]
     for method in ("average", "feature"):

@@ -259,9 +259,13 @@ def test_config_file_is_read_back_and_command_line_wins(tmp_path):
     values(["prog", "--lr=0.5"])
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"flags": {"batch_size": 16, "lr": 0.1}}))
-    applied = common_flags.apply_config_file(values, str(path))
-    assert applied == {"batch_size": 16}
+    applied, others = common_flags.apply_config_file(values, str(path))
+    assert applied == {"batch_size": 16} and others == {}
     assert (values.batch_size, values.lr) == (16, 0.5)
+    # Model options are handed back, not set; other names are errors.
+    path.write_text(json.dumps({"frame_stride": 4}))
+    assert common_flags.apply_config_file(
+        values, str(path), {"frame_stride"}) == ({}, {"frame_stride": 4})
     path.write_text(json.dumps({"nonsense": 1}))
     with pytest.raises(app.UsageError, match="unknown flags"):
         common_flags.apply_config_file(values, str(path))
@@ -272,7 +276,7 @@ def test_config_file_is_read_back_and_command_line_wins(tmp_path):
 
 def test_search_writes_a_config_train_reads_back(tmp_path):
     pytest.importorskip("optuna")
-    import train
+    from tasks import train_run
 
     fold = helpers.write_random_fold(tmp_path / "fold", sizes=(16, 8, 8))
     space = tmp_path / "space.json"
@@ -289,19 +293,19 @@ def test_search_writes_a_config_train_reads_back(tmp_path):
     config = search.search(str(space), [fold], str(output),
                            str(tmp_path / "trials"), n_trials=1,
                            storage=f"sqlite:///{tmp_path / 'study.db'}",
-                           log=lambda _: None, train_fn=train.train)
+                           log=lambda _: None)
     assert config["search"]["trials"] == 1
     assert 0.0 <= config["search"]["best_dev_ua"] <= 1.0
     # Resuming the study with the same trial count trains nothing more.
     again = search.search(str(space), [fold], str(output),
                           str(tmp_path / "trials"), n_trials=1,
                           storage=f"sqlite:///{tmp_path / 'study.db'}",
-                          log=lambda _: None, train_fn=train.train)
+                          log=lambda _: None)
     assert again["flags"] == config["flags"]
-    known = search.train_arguments(train.train)
+    known = search.train_arguments()
     values = recipes.read_config_file(str(output), known)
     assert values["hidden_dim_audio"] in (2, 4)
-    run_dir, result, _ = train.train(
+    run_dir, result, _ = train_run.run(
         **values, data_dir=fold, run_dir=str(tmp_path / "run"),
         result_file=str(tmp_path / "results.txt"), export=False,
         log=lambda _: None)
