@@ -37,8 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # only call it).
 SHIMS = ("train", "evaluate", "explain", "export", "predict", "protocol",
          "search")
-BINARIES = {"preprocessing/build_arrays.py": 'if __name__ == "__main__":',
-            **{f"apps/{name}.py": "def run(" for name in SHIMS}}
+BINARIES = {f"apps/{name}.py": "def run(" for name in SHIMS + (
+    "build_arrays",)}
 # A tiny ARE run: 12 training examples in batches of 4, so a validation
 # and a checkpoint every int(12·0.3/4)+1 = 1 step.
 TINY = dict(batch_size=4, hidden_dim_audio=4, encoder_size_audio=20,
@@ -378,6 +378,8 @@ def test_every_binary_uses_the_one_error_path():
     for name in SHIMS:
         with open(os.path.join(ROOT, f"{name}.py")) as f:
             assert f"    {name}.run()" in f.read(), name
+    with open(os.path.join(ROOT, "preprocessing", "build_arrays.py")) as f:
+        assert "    build_arrays_app.run()" in f.read()
 
 
 @pytest.mark.parametrize("error", [

@@ -447,46 +447,51 @@ def build_ctc_standin(output_dir, fixed_input_length=None, hidden=16,
     return output_dir
 
 
-_OUTPUT_DIR = flags.DEFINE_string(
+def define_flags():
+    """Defines this tool's flags (only when it runs as a program, so that it
+    can be imported next to the binaries, whose flags have the same
+    names)."""
+    flags.DEFINE_string(
         "output_dir", None, "Directory to write the stand-in SavedModel to.")
-_FIXED_INPUT_LENGTH = flags.DEFINE_integer(
+    flags.DEFINE_integer(
         "fixed_input_length", None,
         "Exact samples per example (246000 mimics the public TF-Hub model); "
         "unset for a variable-length model.")
-_HIDDEN = flags.DEFINE_integer("hidden", 32, "Output feature size.")
-_LAYERS = flags.DEFINE_integer("layers", 2, "Transformer encoder layers.")
-_HEADS = flags.DEFINE_integer("heads", 2, "Attention heads.")
-_CONV_CHANNELS = flags.DEFINE_integer(
+    flags.DEFINE_integer("hidden", 32, "Output feature size.")
+    flags.DEFINE_integer("layers", 2, "Transformer encoder layers.")
+    flags.DEFINE_integer("heads", 2, "Attention heads.")
+    flags.DEFINE_integer(
         "conv_channels", 16, "Channels of the feature-extractor convolutions.")
-_WITH_ATTENTION_MASK = flags.DEFINE_boolean(
+    flags.DEFINE_boolean(
         "with_attention_mask", True,
         "Also accept an attention mask (serving_with_mask signature).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random weights.")
-_OVERWRITE = flags.DEFINE_boolean("overwrite", False,
-                                  "Replace an existing output_dir.")
-_CTC = flags.DEFINE_boolean(
+    flags.DEFINE_integer("seed", 0, "Seed of the random weights.")
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing output_dir.")
+    flags.DEFINE_boolean(
         "ctc", False, "Write a wav2vec2-CTC stand-in (logits over 32 "
         "characters) for the ctc speech recogniser instead.")
 
 
 def main(argv):
     del argv
-    if _CTC.value:
+    values = flags.FLAGS
+    if values.ctc:
         path = build_ctc_standin(
-                _OUTPUT_DIR.value,
-                fixed_input_length=_FIXED_INPUT_LENGTH.value,
-                seed=_SEED.value, overwrite=_OVERWRITE.value)
+                values.output_dir,
+                fixed_input_length=values.fixed_input_length,
+                seed=values.seed, overwrite=values.overwrite)
         print(f"Wrote the wav2vec2-CTC stand-in (random weights) to {path}")
         return
     path = build_standin(
-            _OUTPUT_DIR.value, fixed_input_length=_FIXED_INPUT_LENGTH.value,
-            hidden=_HIDDEN.value, layers=_LAYERS.value, heads=_HEADS.value,
-            conv_channels=_CONV_CHANNELS.value,
-            with_attention_mask=_WITH_ATTENTION_MASK.value, seed=_SEED.value,
-            overwrite=_OVERWRITE.value)
+            values.output_dir, fixed_input_length=values.fixed_input_length,
+            hidden=values.hidden, layers=values.layers, heads=values.heads,
+            conv_channels=values.conv_channels,
+            with_attention_mask=values.with_attention_mask, seed=values.seed,
+            overwrite=values.overwrite)
     print(f"Wrote the wav2vec2 stand-in (random weights) to {path}")
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["output_dir"])
     app.run(main)
