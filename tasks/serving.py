@@ -31,13 +31,8 @@ e.g. motion-capture features `mocap`) cannot be computed from a wav: such a
 model exports and serves through its SavedModel's `serving_default` (which
 takes that input), but `Predictor` refuses it (`unservable_inputs`).
 
-A text model can also predict from a wav alone: a speech recogniser
-(`preprocessing/asr.py`) transcribes each file that has no transcript. It is
-the one given (`--asr`), else the one recorded in the metadata (`text.asr`:
-backend, spec, parameters, and whether the fold's text ids were ASR or gold
-text) when the run's fold was built with `build_arrays --transcripts=asr` or
-`both`. An empty recognised text is fed as no words (text_length 0), as the
-ASR folds store it.
+A text model can also predict from a wav alone, through the speech
+recogniser recorded in the metadata (`text.asr`; see `tasks.prediction`).
 
 The `serve_raw` / `serve_wav` signatures that compute the same features in
 the graph are built by `tasks.raw_serving`; `tasks.prediction` serves an
