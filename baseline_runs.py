@@ -52,11 +52,14 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
                    result_file="TEST_run_result.txt", graph_prefix=None,
                    batch_size=128, encoder_size_audio=750, seed=0,
                    export=True, baseline_select=True,
-                   baseline_class_weight="balanced", log=print):
+                   baseline_class_weight="balanced", speaker_norm=False,
+                   log=print):
     """Fits one baseline on a fold; returns (run_dir, TrainResult, line).
 
     Args: as train.py's flags; `baseline_select` picks C/γ on dev UA,
-    `baseline_class_weight` is "balanced" or "none".
+    `baseline_class_weight` is "balanced" or "none", `speaker_norm`
+    standardises each split's MFCC and prosody per speaker first (as the
+    neural recipe does), so both are compared on the same features.
 
     Raises:
         reference_arrays.DataError: a bad fold folder.
@@ -76,6 +79,8 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
                     else baseline_class_weight)
     started = time.time()
     fold = experiment.load_fold(data_dir, model)
+    if speaker_norm:
+        experiment.normalize_speakers(fold, encoder_size_audio)
     probe = experiment.build_model(model, {"num_classes": fold.num_classes})
     extractor = functionals_extractor(probe)
     arrays = {name: split_functionals(extractor, split, batch_size,
@@ -111,7 +116,8 @@ def train_baseline(model, data_dir, output_dir="runs", run_dir=None,
                  "dataset": fold.name,
                  "digest": experiment.manifest_digest(data_dir),
                  "label_names": list(fold.label_names),
-                 "encoder_size_audio": encoder_size_audio},
+                 "encoder_size_audio": encoder_size_audio,
+                 **({"speaker_norm": True} if speaker_norm else {})},
         "train": {"fitted_by": "scikit-learn", "batch_size": batch_size,
                   "seed": seed, "select": bool(baseline_select),
                   "class_weight": class_weight},

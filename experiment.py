@@ -412,15 +412,15 @@ def dataset_options(model):
 # Settings (the binaries' flag names) and the values they accept; checked
 # by `check_settings` before anything is read or written.
 _AT_LEAST_ONE = (
-    "batch_size", "num_train_steps", "encoder_size_audio", "num_layer_audio",
-    "hidden_dim_audio", "num_layer_text", "hidden_dim_text", "embedding_dim",
+    "batch_size", "num_train_steps", "encoder_size_audio", "hidden_dim_audio", "num_layer_text", "hidden_dim_text", "embedding_dim",
     "attention_units", "hidden_units", "fusion_units", "cnn_kernel_size",
     "n_mels", "transformer_units", "transformer_heads", "transformer_layers",
     "transformer_ff_units", "side_units", "text_encoder_seq_length",
     "grid_steps", "fixed_input_length",
     # evaluate.py, explain.py
     "steps", "max_examples", "top_k", "min_count")
-_AT_LEAST_ZERO = ("patience", "index")
+# num_layer_audio: 0 only for ARE_POOL (an MLP over pooled frames).
+_AT_LEAST_ZERO = ("patience", "index", "num_layer_audio")
 _POSITIVE = ("lr", "encoder_lr")
 _KEEP_PROBABILITIES = ("dr_audio", "dr_text", "fusion_keep_prob")
 _RATES = ("transformer_dropout",)
@@ -463,6 +463,9 @@ def check_settings(**settings):
         if name in _RATES and not (number(value, (int, float))
                                    and 0 <= value < 1):
             refuse(name, "a dropout rate in [0, 1)")
+    if settings.get("num_layer_audio") == 0 and settings.get(
+            "model") not in (None, "ARE_POOL"):
+        refuse("num_layer_audio", "an integer >= 1 (0 only for ARE_POOL)")
     filters = settings.get("cnn_filters")
     if filters is not None and not all(
             str(f).strip().isdigit() and int(f) >= 1 for f in filters):

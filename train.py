@@ -562,13 +562,16 @@ def train(
     experiment.check_settings(**settings)
     if model in BASELINE_MODELS:
         # Fitted by scikit-learn, not by the Trainer (baseline_runs.py); the
-        # training-schedule arguments do not apply.
+        # training-schedule arguments do not apply, the recipe's per-speaker
+        # normalisation does (the same features as the neural models).
         import baseline_runs
 
         return baseline_runs.train_baseline(
             model, data_dir, output_dir, run_dir, result_file, graph_prefix,
             batch_size or 128, encoder_size_audio, seed, export,
-            baseline_select, baseline_class_weight, log)
+            baseline_select, baseline_class_weight,
+            recipes.resolve(recipe, speaker_norm=speaker_norm)[
+                "speaker_norm"], log)
     options = recipes.resolve(
         recipe, batch_size=batch_size, lr=lr,
         num_train_steps=num_train_steps, patience=patience,
