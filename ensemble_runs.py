@@ -49,8 +49,10 @@ def load_members(run_dirs):
     for key, what in (("digest", "fold folders (manifest/vocabulary "
                                  "digests differ)"),
                       ("encoder_size_audio", "audio lengths "
-                                             "(--encoder_size_audio)")):
-        values = {run_dir: config["data"][key]
+                                             "(--encoder_size_audio)"),
+                      ("speaker_norm", "features (--speaker_norm on and "
+                                       "off)")):
+        values = {run_dir: config["data"].get(key)
                   for run_dir, _, config in members}
         if len(set(values.values())) > 1:
             raise ValueError(f"The runs were trained on different {what}: "
@@ -125,6 +127,10 @@ def train_ensemble(ensemble_members, ensemble_method="weighted",
     data = dict(first["data"])
     fold = experiment.load_fold(data["data_dir"])
     frames = data["encoder_size_audio"]
+    if data.get("speaker_norm"):
+        # The members read per-speaker normalised features (load_members
+        # checks they all do); evaluate.py reads this flag back from "data".
+        experiment.normalize_speakers(fold, frames)
     weights = None
     if ensemble_method == "weighted":
         dev = [split_probabilities(model, fold.splits["dev"], frames,

@@ -267,6 +267,11 @@ def define_flags():
     flags.DEFINE_integer(
         "frame_stride", 1,
         "ARE_POOL: average this many consecutive frames before the GRU.")
+    flags.DEFINE_boolean(
+        "are_vector_norm", False,
+        "ARE_POOL: batch-normalise the pooled vector (⊕ prosody) before "
+        "the hidden layer (pooled means of standardised frames have a small, "
+        "uneven spread).")
     flags.DEFINE_enum(
         "mmmf_pooling", "attention", ["last", "mean", "attention"],
         "MMMF: temporal pooling of each modality's BLSTM.")
@@ -437,7 +442,8 @@ def run_name_parts(model, hparams, use_glove, embedding_trainable):
     if model == "ARE_POOL":
         return audio + [("dr", hparams["audio_keep_prob"]),
                         ("P", hparams["pooling"]),
-                        ("S", hparams["frame_stride"])]
+                        ("S", hparams["frame_stride"])] + (
+                            [("BN", 1)] if hparams.get("vector_norm") else [])
     if model == "TRE":
         return text + [("dr", hparams["text_keep_prob"])]
     if model in WAV2VEC2_MODELS:
@@ -508,6 +514,7 @@ def train(
     hidden_units=64,
     are_pooling="mean_max",
     frame_stride=1,
+    are_vector_norm=False,
     mmmf_pooling="attention",
     fusion_units=64,
     cnn_filters=(32, 64),
@@ -665,6 +672,9 @@ def train(
     if model == "ARE_POOL":
         hparams.update(pooling=are_pooling, frame_stride=frame_stride,
                        hidden_units=hidden_units)
+        if are_vector_norm:
+            # Only then: configs of earlier runs stay as they were.
+            hparams.update(vector_norm=True)
     if is_wav2vec2:
         hparams.update(
             hub_handle=hub_handle,

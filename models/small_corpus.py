@@ -47,6 +47,10 @@ class ARE_POOL(config_model.ConfigModel):
             frames before the GRU (1: none; 2 = 20 ms frames, half the
             recurrent steps).
         use_prosody: bool. Concatenate the prosody functionals.
+        vector_norm: bool. Batch-normalise the pooled vector (⊕ prosody)
+            before its dropout: the masked means of standardised frames
+            spread far less than 1 and unevenly, which a small corpus and
+            weight decay learn slowly from.
         mfcc_dim, prosody_dim, num_classes: ints.
         audio_normalization: dict or None. Standardise the frames and the
             prosody with these train statistics (mfcc_mean, mfcc_std,
@@ -56,7 +60,8 @@ class ARE_POOL(config_model.ConfigModel):
 
     def __init__(self, audio_units=64, audio_layers=1, audio_keep_prob=0.5,
                  bidirectional=True, pooling="mean_max", hidden_units=64,
-                 frame_stride=1, use_prosody=True, mfcc_dim=39, prosody_dim=35,
+                 frame_stride=1, use_prosody=True, vector_norm=False,
+                 mfcc_dim=39, prosody_dim=35,
                  num_classes=4, audio_normalization=None, seed=None,
                  name="ARE_POOL", **kwargs):
         config = config_model.constructor_arguments(locals())
@@ -116,6 +121,9 @@ class ARE_POOL(config_model.ConfigModel):
         parts = [pooled, prosody] if use_prosody else [pooled]
         vector = (keras.layers.Concatenate(name="audio_vector")(parts)
                   if len(parts) > 1 else pooled)
+        if vector_norm:
+            vector = keras.layers.BatchNormalization(name="vector_norm")(
+                vector)
         vector = keras.layers.Dropout(rate, seed=seed_at(seed, 2),
                                       name="vector_dropout")(vector)
         if hidden_units:
