@@ -35,6 +35,9 @@ def define_flags():
     flags.DEFINE_list("models", None, "Models to run, e.g. "
                       "BASELINE_SVM,ARE.")
     flags.DEFINE_list("folds", None, "Only these folds (default: all).")
+    flags.DEFINE_list("ensemble_seeds", None,
+                      "Two or more seeds: each fold trains one run per "
+                      "seed and scores their averaged probabilities.")
 
 
 def main(argv):
@@ -65,7 +68,8 @@ def main(argv):
     try:
         protocol_runs.run_protocol(
             values.fold_root, values.models, output_dir, kwargs,
-            folds=values.folds, log=lambda line: print(line, flush=True))
+            folds=values.folds, log=lambda line: print(line, flush=True),
+            seeds=[int(seed) for seed in values.ensemble_seeds or ()])
     except FileNotFoundError as error:
         raise SystemExit(f"protocol: {error}") from None
 
