@@ -37,6 +37,18 @@ def define_flags() -> None:
     flags.DEFINE_list("models", None, "Models to run, e.g. "
                       "BASELINE_SVM,ARE.")
     flags.DEFINE_list("folds", None, "Only these folds (default: all).")
+    flags.DEFINE_list(
+        "ensemble_seeds", None, "Two or more seeds, e.g. 0,1,2: each fold "
+        "trains one run per seed and scores their averaged probabilities "
+        "(an ENSEMBLE run).")
+
+
+def _seeds(texts: Optional[Sequence[str]]) -> Sequence[int]:
+    try:
+        return [int(text) for text in texts or ()]
+    except ValueError:
+        raise app.UsageError(f"--ensemble_seeds: expected integers, found "
+                             f"{','.join(texts)}.") from None
 
 
 def main(argv: Sequence[str]) -> None:
@@ -56,7 +68,8 @@ def main(argv: Sequence[str]) -> None:
     try:
         protocol.run_protocol(
             values.fold_root, values.models, values.output_dir, kwargs,
-            folds=values.folds, log=lambda line: print(line, flush=True))
+            folds=values.folds, log=lambda line: print(line, flush=True),
+            seeds=_seeds(values.ensemble_seeds))
     except FileNotFoundError as error:
         raise SystemExit(f"protocol: {error}") from None
 

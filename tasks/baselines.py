@@ -66,12 +66,15 @@ def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
                    seed: int = 0, export: bool = True,
                    baseline_select: bool = True,
                    baseline_class_weight: str = "balanced",
+                   speaker_norm: bool = False,
                    log: Callable[[str], None] = print
                    ) -> Tuple[str, training.TrainResult, str]:
     """Fits one baseline on a fold; returns (run_dir, TrainResult, line).
 
     Args: as train.py's flags; `baseline_select` picks C/γ on dev UA,
-    `baseline_class_weight` is "balanced" or "none".
+    `baseline_class_weight` is "balanced" or "none", `speaker_norm`
+    standardises each split's MFCC and prosody per speaker first (as the
+    neural recipe does), so both are compared on the same features.
 
     Raises:
         reference_arrays.DataError: a bad fold folder.
@@ -85,6 +88,8 @@ def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
                     else baseline_class_weight)
     started = time.time()
     fold = folds.load_fold(data_dir, model)
+    if speaker_norm:
+        folds.normalize_speakers(fold, encoder_size_audio)
     probe = model_setup.build_model(model, {"num_classes": fold.num_classes})
     extractor = functionals_extractor(probe)
     arrays = {name: split_functionals(extractor, split, batch_size,
@@ -121,7 +126,8 @@ def train_baseline(model: str, data_dir: str, output_dir: str = "runs",
                  "dataset": fold.name,
                  "digest": folds.manifest_digest(data_dir),
                  "label_names": list(fold.label_names),
-                 "encoder_size_audio": encoder_size_audio},
+                 "encoder_size_audio": encoder_size_audio,
+                 **({"speaker_norm": True} if speaker_norm else {})},
         "train": {"fitted_by": "scikit-learn", "batch_size": batch_size,
                   "seed": seed, "select": bool(baseline_select),
                   "class_weight": class_weight},

@@ -85,6 +85,10 @@ def train_ensemble(ensemble_members: Sequence[str],
     data = dict(first["data"])
     fold = folds.load_fold(data["data_dir"])
     frames = data["encoder_size_audio"]
+    if data.get("speaker_norm"):
+        # The members read per-speaker normalised features (load_members
+        # checks they all do); evaluate.py reads this flag back from "data".
+        folds.normalize_speakers(fold, frames)
     weights = None
     if ensemble_method == "weighted":
         dev = [split_probabilities(model, fold.splits["dev"], frames,

@@ -107,8 +107,10 @@ def load_members(run_dirs: Sequence[str]
     for key, what in (("digest", "fold folders (manifest/vocabulary "
                                  "digests differ)"),
                       ("encoder_size_audio", "audio lengths "
-                                             "(--encoder_size_audio)")):
-        values = {run_dir: config["data"][key]
+                                             "(--encoder_size_audio)"),
+                      ("speaker_norm", "features (--speaker_norm on and "
+                                       "off)")):
+        values = {run_dir: config["data"].get(key)
                   for run_dir, _, config in members}
         if len(set(values.values())) > 1:
             raise ValueError(f"The runs were trained on different {what}: "

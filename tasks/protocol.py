@@ -38,6 +38,7 @@ import numpy as np
 
 from common import atomic_files
 from models import metrics
+from tasks import ensemble_run
 from tasks import evaluation
 from tasks import run_dir as run_files
 from tasks import train_run
@@ -238,12 +239,27 @@ def write_outputs(output_dir: str, results: Dict[str, Any],
             f"(mean {s['ua_mean']:.3f} ± {s['ua_std']:.3f})")
 
 
+def _train_seed_ensemble(train_fn, seeds, run_dir, result_file, log,
+                         **kwargs):
+    """One run per seed in `run_dir/seed<k>`, then their average (an
+    ENSEMBLE run, tasks/ensemble_run.py) in `run_dir` itself."""
+    members = []
+    for seed in seeds:
+        member = os.path.join(run_dir, f"seed{seed}")
+        train_fn(**kwargs, seed=seed, run_dir=member,
+                 result_file=result_file, log=log)
+        members.append(member)
+    ensemble_run.train_ensemble(
+        members, "average", run_dir=run_dir, result_file=result_file,
+        export=kwargs.get("export", True), log=log)
+
+
 def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
                  train_kwargs: Optional[Dict[str, Any]] = None,
                  folds: Optional[Sequence[str]] = None,
                  log: Callable[[str], None] = print,
-                 train_fn: Optional[Callable[..., Any]] = None
-                 ) -> Dict[str, Any]:
+                 train_fn: Optional[Callable[..., Any]] = None,
+                 seeds: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     """Trains every model on every fold (resumable); returns the results.
 
     Args:
@@ -255,6 +271,9 @@ def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
         folds: sequence of str or None. Only these folds.
         log: callable(str).
         train_fn: callable like `train_run.run` (default: it).
+        seeds: sequence of int or None. With two or more, each fold trains
+            one run per seed and scores their averaged probabilities (a
+            decision-level ENSEMBLE run; `train_kwargs` must not set seed).
 
     Returns:
         dict model → {"folds": {fold: fold_record}, "summary": ...}.
@@ -264,6 +283,9 @@ def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
     if not models:
         raise ValueError("run_protocol: no models given.")
     train_kwargs = dict(train_kwargs or {})
+    seeds = list(seeds or ())
+    if len(seeds) > 1:
+        train_kwargs.pop("seed", None)
     reserved = {"model", "data_dir", "run_dir", "result_file", "log",
                 "output_dir"} & set(train_kwargs)
     if reserved:
@@ -286,8 +308,13 @@ def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
                 continue
             log(f"[protocol] {done}/{total} {model} {name} -> {run_dir}")
             started = time.time()
-            train_fn(model=model, data_dir=path, run_dir=run_dir,
-                     result_file=result_file, log=log, **train_kwargs)
+            if len(seeds) > 1:
+                _train_seed_ensemble(train_fn, seeds, run_dir, result_file,
+                                     log, model=model, data_dir=path,
+                                     **train_kwargs)
+            else:
+                train_fn(model=model, data_dir=path, run_dir=run_dir,
+                         result_file=result_file, log=log, **train_kwargs)
             records[name] = fold_record(run_dir, time.time() - started)
             # Last: only a fold with every file of its run is "finished".
             run_files.write_json(marker, records[name])
@@ -298,7 +325,7 @@ def run_protocol(fold_root: str, models: Sequence[str], output_dir: str,
                           "summary": summarize_model(records)}
     settings = {"fold_root": os.path.abspath(fold_root),
                 "folds": [name for name, _ in fold_list],
-                "models": list(models),
+                "models": list(models), "seeds": seeds,
                 "train_kwargs": {k: v for k, v in train_kwargs.items()
                                  if _jsonable(v)}}
     write_outputs(output_dir, results, settings)

@@ -162,6 +162,8 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
         embedding_dim=s.embedding_dim, lr=s.lr, encoder_lr=s.encoder_lr,
         graph_prefix=s.graph_prefix)
     options = dict(model_options_lib.check(s.model, options, "options"))
+    recipe = recipes.resolve(
+        s.recipe, **{name: getattr(s, name) for name in _RECIPE_OPTIONS})
     family = registry.spec(s.model).family
     if family == "baseline":
         # Fitted by scikit-learn, not by the Trainer (baseline_runs.py); the
@@ -171,9 +173,8 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
             s.model, s.data_dir, s.output_dir, s.run_dir, s.result_file,
             s.graph_prefix, s.batch_size or 128, s.encoder_size_audio,
             s.seed, s.export, s.baseline_select,
-            "none" if class_weight is None else class_weight, log)
-    recipe = recipes.resolve(
-        s.recipe, **{name: getattr(s, name) for name in _RECIPE_OPTIONS})
+            "none" if class_weight is None else class_weight,
+            recipe["speaker_norm"], log)
     batch_size, sampling = recipe["batch_size"], recipe["sampling"]
     # Before any TF op (multi_worker needs that) and before any output:
     # the global batch must split over the replicas.

@@ -243,7 +243,7 @@ def test_short_and_truncated_wavs_are_refused(tmp_path):
 # 6. Settings no run can use, refused before any output exists.
 @pytest.mark.parametrize("setting,value", [
     ("num_train_steps", 0), ("batch_size", 0), ("dr_audio", 1.5),
-    ("lr", float("nan")), ("patience", -1)])
+    ("lr", float("nan")), ("patience", -1), ("num_layer_audio", 0)])
 def test_bad_settings_refused_before_any_output(fold_dir, tmp_path, setting,
                                                 value):
     result_file = str(tmp_path / "r.txt")

@@ -132,3 +132,60 @@ def test_logreg_run_without_selection(tmp_path):
     assert report["grid"] == [] and report["C"] == 1.0
     assert result.final_test["wa"] >= 0.9
     assert os.path.isfile(os.path.join(run_dir, "model.weights.h5"))
+
+
+def _with_speakers(fold, speakers):
+    """Adds row-aligned `split_speakers` to a fold's manifest."""
+    path = os.path.join(fold, reference_arrays.MANIFEST_NAME)
+    manifest = json.load(open(path))
+    manifest["split_speakers"] = speakers
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+    return fold
+
+
+def test_speaker_normalised_baselines_and_their_ensemble(tmp_path):
+    from tasks import ensemble_run
+    from tasks import evaluation
+    from tasks import loading
+    from tasks import train_run
+
+    fold = _with_speakers(
+        helpers.write_separable_fold(tmp_path / "fold"),
+        {"train": ["a"] * 24 + ["b"] * 24, "dev": ["c"] * 16,
+         "test": ["d"] * 10 + ["e"] * 10})
+    runs = {}
+    for name in ("BASELINE_SVM", "BASELINE_LOGREG"):
+        # The recipe's per-speaker normalisation applies to the baselines.
+        run_dir, result, _ = train_run.run(
+            model=name, data_dir=fold, run_dir=str(tmp_path / name),
+            recipe="real", result_file=str(tmp_path / "r.txt"),
+            encoder_size_audio=80, export=False, log=lambda _: None)
+        config = json.load(open(os.path.join(run_dir, "config.json")))
+        assert config["data"]["speaker_norm"] is True
+        # evaluate.py normalises the same way: the same confusion matrix.
+        assert evaluation.evaluate(run_dir, "test")["confusion_matrix"] == (
+            result.final_test["confusion_matrix"])
+        runs[name] = (run_dir, result)
+    raw_dir, raw, _ = train_run.run(
+        model="BASELINE_LOGREG", data_dir=fold, run_dir=str(tmp_path / "raw"),
+        result_file=str(tmp_path / "r.txt"), encoder_size_audio=80,
+        export=False, log=lambda _: None)
+    assert "speaker_norm" not in json.load(
+        open(os.path.join(raw_dir, "config.json")))["data"]
+    with pytest.raises(ValueError, match="speaker_norm"):
+        loading.load_members([raw_dir, runs["BASELINE_SVM"][0]])
+    # An ensemble of speaker-normalised members feeds them normalised
+    # features: its members' test WA equal their own runs'.
+    members = [run_dir for run_dir, _ in runs.values()]
+    messages = []
+    ensemble_dir, ensemble, _ = ensemble_run.train_ensemble(
+        members, "average", run_dir=str(tmp_path / "ensemble"),
+        result_file=str(tmp_path / "r.txt"), export=False,
+        log=messages.append)
+    metrics = json.load(open(os.path.join(ensemble_dir, "metrics.json")))
+    for run_dir, result in runs.values():
+        assert metrics["member_test_wa"][run_dir] == pytest.approx(
+            result.final_test["wa"])
+    assert evaluation.evaluate(ensemble_dir, "test")["confusion_matrix"] == (
+        ensemble.final_test["confusion_matrix"])

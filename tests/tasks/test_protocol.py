@@ -143,3 +143,30 @@ def test_protocol_command_killed_mid_training_resumes(tmp_path):
     saved = json.load(open(os.path.join(out, "protocol.json")))
     assert list(saved["models"]["ARE"]["folds"]) == ["fold_a", "fold_b"]
     assert saved["models"]["ARE"]["folds"]["fold_a"]["steps"] == 30
+
+
+def test_protocol_seed_ensemble_per_fold(tmp_path):
+    from tasks import train_run
+
+    root = _build(tmp_path / "build")
+    out = str(tmp_path / "out")
+    seeds_seen = []
+
+    def recording(**kwargs):
+        seeds_seen.append(kwargs["seed"])
+        return train_run.run(**kwargs)
+
+    results = protocol.run_protocol(
+        root, ["BASELINE_LOGREG"], out,
+        dict(encoder_size_audio=80, export=False, seed=7), folds=["fold_a"],
+        log=lambda _: None, train_fn=recording, seeds=[0, 1])
+    assert seeds_seen == [0, 1]  # the given seed is replaced by the seeds
+    run_dir = os.path.join(out, "BASELINE_LOGREG", "fold_a")
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["model"]["name"] == "ENSEMBLE"
+    assert config["model"]["kwargs"]["method"] == "average"
+    assert config["model"]["kwargs"]["members"] == [
+        os.path.join(run_dir, "seed0"), os.path.join(run_dir, "seed1")]
+    record = results["BASELINE_LOGREG"]["folds"]["fold_a"]
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert record["ua"] == metrics["test"]["ua"] > 0.8

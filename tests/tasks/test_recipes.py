@@ -239,6 +239,27 @@ def test_are_pool_padded_batch_equals_alone_and_round_trips():
         helpers.assert_config_round_trip(model)
 
 
+def test_are_pool_vector_norm_and_no_gru_settings():
+    from tasks import model_options
+
+    # Without a GRU ARE_POOL is an MLP over the pooled frames: 0 layers is
+    # a valid option for it (and only for it).
+    assert model_options.check("ARE_POOL", {"audio_layers": 0}) == {
+        "audio_layers": 0}
+    with pytest.raises(model_options.OptionError, match=">= 1"):
+        model_options.check("ARE", {"audio_layers": 0})
+    model = registry.build_model("ARE_POOL", audio_layers=0,
+                                 pooling="mean_std", hidden_units=4,
+                                 vector_norm=True, seed=1)
+    # 2·39 pooled + 35 prosody, normalised: gamma, beta and 2 moving stats.
+    assert model.get_layer("vector_norm").count_params() == 4 * (78 + 35)
+    lengths = [13, 7, 1]
+    batch = helpers.padded_batch(lengths, [1, 1, 1], frames=20,
+                                 names=[t.name for t in model.inputs])
+    helpers.assert_padded_batch_equals_alone(model, batch, lengths)
+    helpers.assert_config_round_trip(model)
+
+
 def test_frame_stride_averages_real_frames_only():
     frames = np.arange(2 * 5 * 1, dtype=np.float32).reshape(2, 5, 1)
     frames[1, 3:] = 99.0  # padding of a length-3 example
