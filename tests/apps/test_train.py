@@ -9,26 +9,21 @@ import sys
 
 import pytest
 from absl import flags
-from absl.testing import flagsaver
 
 from apps import train as train_app
 from tasks import model_options
+from tests.apps import flags_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 FLAGS = flags.FLAGS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def train_flags():
-    if "model_help" not in FLAGS:
-        train_app.define_flags()
-    FLAGS.mark_as_parsed()
+train_flags = flags_once.use(train_app)
 
 
 def _main(**values):
-    with flagsaver.flagsaver(**values):
-        train_app.main(["train.py"])
+    flags_once.main(train_app, **values)
 
 
 def test_help_lists_the_common_flags_and_no_model_only_option():
