@@ -42,60 +42,6 @@ def _check_png(path):
     assert os.path.getsize(path) > 5000, path
 
 
-def test_predict_prints_a_table_and_writes_json(demo, tmp_path):
-    good, other = demo["rows"][0], demo["rows"][1]
-    broken = tmp_path / "broken.wav"
-    broken.write_bytes(b"RIFF....WAVEfmt garbage")
-    output = str(tmp_path / "out.json")
-    status, out = run("predict.py", good["wav_path"], str(broken),
-                      other["wav_path"], "--text", good["transcript"],
-                      "--text", "whatever", "--text", other["transcript"],
-                      model_dir=demo["export_dir"], output_json=output)
-    assert status == 0, out
-    assert "file" in out and "predicted" in out and "angry" in out
-    assert re.search(r"broken\.wav +ERROR .*unreadable audio", out)
-    assert "2 of 3 file(s) predicted" in out
-    with open(output) as f:
-        written = json.load(f)
-    assert written["num_files"] == 3 and written["num_failed"] == 1
-    assert written["model"] == "MDREA"
-    first = written["results"][0]
-    assert first["file"] == good["wav_path"]
-    assert first["predicted"] in written["label_names"]
-    assert sum(first["probabilities"].values()) == pytest.approx(1.0,
-                                                                 abs=1e-5)
-    # The same numbers as the library gives.
-    predictor = prediction.Predictor.load(demo["export_dir"])
-    direct = predictor.predict_file(good["wav_path"], good["transcript"])
-    for name, value in direct["probabilities"].items():
-        assert first["probabilities"][name] == pytest.approx(value,
-                                                             abs=1e-6)
-
-
-def test_predict_exit_status_is_one_when_every_file_fails(demo, tmp_path):
-
-    manifest = tmp_path / "list.tsv"
-    empty = tmp_path / "empty.wav"
-    empty.write_bytes(b"")
-    manifest.write_text(f"wav_path\ttranscript\n{empty}\thello\n"
-                        f"{demo['rows'][0]['wav_path']}\t\n")
-    printed = []
-    status = predict_app.predict_and_report(
-        demo["export_dir"], [], manifest=str(manifest), log=printed.append)
-    assert status == 1
-    assert printed[-1] == "0 of 2 file(s) predicted"
-    assert "no transcript" in printed[0] and "empty.wav" in printed[0]
-    printed.clear()
-    row = demo["rows"][0]
-    assert predict_app.predict_and_report(
-        demo["run_dir"], [row["wav_path"]], texts=[row["transcript"]],
-        log=printed.append) == 0
-    with pytest.raises(predict_app.app.UsageError,
-                       match="exactly one per file"):
-        predict_app.predict_and_report(demo["run_dir"], [row["wav_path"]],
-                                       texts=["a", "b"])
-
-
 def test_explain_a_demo_utterance(demo, tmp_path):
     output_dir = str(tmp_path / "why")
     status, out = run("explain.py", run_dir=demo["run_dir"],
