@@ -1,9 +1,11 @@
 """search.py (apps/search.py) in-process: flags -> an optuna study scored
 on dev -> the best configuration, which train.py's --config reads; user
-errors."""
+errors. One subprocess: the binary as a user runs it (its error line)."""
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from absl import app
@@ -11,6 +13,9 @@ from absl import app
 from apps import search as search_app
 from tests import helpers
 from tests.apps import flags_once
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 pytest.importorskip("optuna")
 search_flags = flags_once.use(search_app)
@@ -69,4 +74,18 @@ def test_user_errors(fold_dir, tmp_path):
         flags_once.command(search_app, f"--space={bad}",
                            f"--data_dirs={fold_dir}",
                            f"--output_config={output}", "extra")
+    assert sorted(os.listdir(tmp_path)) == ["bad.json"]
+
+
+def test_binary_reports_a_bad_space_in_one_line_exit_1(fold_dir, tmp_path):
+    bad = _space(tmp_path / "bad.json", params={})
+    done = subprocess.run(
+        [sys.executable, "search.py", f"--space={bad}",
+         f"--data_dirs={fold_dir}", f"--output_config={tmp_path / 'b.json'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"search: {bad}: expected {{\"fixed\"")
+    assert "Traceback" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["bad.json"]
