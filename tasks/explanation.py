@@ -55,7 +55,9 @@ def fold_example(split: reference_arrays.Split, index: int,
     the evaluation pipeline feeds it (lengths clipped to the encoder size,
     frames cropped to the clipped length)."""
     if not 0 <= index < len(split):
-        raise IndexError(f"index {index} outside 0..{len(split) - 1}.")
+        # A user error (explain.py --index), not a bug: one line, exit 1.
+        raise run_files.RunError(f"--index={index}: expected a row of the "
+                                 f"split, 0..{len(split) - 1}.")
     used = int(min(split.seq_len[index], encoder_size_audio,
                    split.mfcc.shape[1]))
     ids = np.asarray(split.text_ids[index:index + 1], np.int32)

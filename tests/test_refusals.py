@@ -1,9 +1,11 @@
 """Hostile files, corrupt state and bad numbers: refused clearly, with
 nothing run and nothing lost (README "What the toolkit refuses, and why").
 
-One test per case of issue 16, mostly in-process; two subprocesses show the
-one-line error of a binary (train.py, build_arrays) as a user sees it, and
-a static check that every binary goes through `apps.cli`.
+One test per case of issue 16, in-process; the one-line error of a binary
+(train.py, build_arrays) as a user sees it through the binary's error path
+(`apps.cli.guard`, as its `run()` wraps `main`), and a static check that
+every binary goes through `apps.cli`. (A binary's error line from a real
+subprocess: tests/apps/test_train.py.)
 """
 
 import glob
@@ -11,15 +13,15 @@ import hashlib
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 
 from tasks import train_run
+from apps import build_arrays as build_arrays_app
 from apps import cli
+from apps import train as train_app
 from tasks import model_options
 from preprocessing import audio_features
 from preprocessing import build_arrays
@@ -28,13 +30,14 @@ from preprocessing import manifest_corpus
 from preprocessing import reference_arrays
 from tasks import run_dir as run_files
 from tests import helpers
+from tests.apps import flags_once
 from tests.corpus_fixtures import make_manifest_corpus
 
 DataError = reference_arrays.DataError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Where each binary's entry point is: the program block of train.py and
-# build_arrays, `run()` of the apps modules (the top-level evaluate.py, ...
-# only call it).
+# Where each binary's entry point is: `run()` of the apps modules (the
+# top-level train.py, evaluate.py, ... and `python -m
+# preprocessing.build_arrays` only call it).
 SHIMS = ("train", "evaluate", "explain", "export", "predict", "protocol",
          "search")
 BINARIES = {f"apps/{name}.py": "def run(" for name in SHIMS + (
@@ -65,31 +68,6 @@ def _tree_digest(folder):
             with open(path, "rb") as f:
                 digest.update(f.read())
     return digest.hexdigest()
-
-
-def _one_line_error(done, *expected):
-    """A user error as the binaries report it: status 1, one stderr line
-    naming what went wrong, no traceback and no usage text."""
-    assert done.returncode == 1, done.stdout + done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()
-             and not _is_tf_noise(line)]
-    assert len(lines) == 1, done.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    assert "Traceback" not in done.stderr and "USAGE" not in done.stderr
-    return lines[0]
-
-
-def _is_tf_noise(line):
-    # TensorFlow's C++ start-up lines (CUDA probing) on stderr.
-    return line.startswith(("WARNING: All log messages", "I0000", "E0000",
-                            "W0000"))
-
-
-def _run(args, timeout=240):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable] + args, capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +149,8 @@ def test_graph_prefix_cannot_leave_output_dir(fold_dir, tmp_path):
 
 
 # 4. NaN and Inf in the arrays; features computed from audio.
-def test_nan_in_prosody_is_one_line_from_train_py(fold_dir, tmp_path):
+def test_nan_in_prosody_is_one_line_from_train_py(fold_dir, tmp_path,
+                                                  capsys):
     bad = str(tmp_path / "bad")
     shutil.copytree(fold_dir, bad)
     path = os.path.join(bad, "dev_audio_prosody.npy")
@@ -179,11 +158,13 @@ def test_nan_in_prosody_is_one_line_from_train_py(fold_dir, tmp_path):
     prosody[2, 7] = np.nan
     np.save(path, prosody)
     result_file = str(tmp_path / "r.txt")
-    done = _run(["train.py", "--model=ARE", f"--data_dir={bad}",
-                 f"--output_dir={tmp_path / 'runs'}",
-                 f"--result_file={result_file}", "--num_train_steps=1"])
-    _one_line_error(done, "train.py: ", path, "dev split, row 2",
-                    "found NaN")
+    with flags_once.binary_flags(train_app):
+        line = flags_once.user_error_line(
+            capsys, train_app, "train.py", (model_options.OptionError,),
+            model="ARE", data_dir=bad, output_dir=str(tmp_path / "runs"),
+            result_file=result_file, num_train_steps=1)
+    for text in (path, "dev split, row 2", "found NaN"):
+        assert text in line, line
     assert not os.path.exists(tmp_path / "runs") and not _lines(result_file)
 
 
@@ -335,16 +316,17 @@ def test_full_disk_names_the_result_file(fold_dir, tmp_path):
 
 
 # 11. A manifest that is not UTF-8.
-def test_non_utf8_manifest_names_file_and_line(tmp_path):
+def test_non_utf8_manifest_names_file_and_line(tmp_path, capsys):
     manifest = make_manifest_corpus(str(tmp_path), num=4, num_speakers=2)
     with open(manifest, "ab") as f:
         f.write(b"wav/utt000.wav\tcaf\xe9 au lait\tsad\tspk0\tsess1\n")
-    done = _run(["-m", "preprocessing.build_arrays", "--corpus=manifest",
-                 f"--manifest={manifest}",
-                 f"--output_dir={tmp_path / 'out'}", "--num_workers=1"],
-                timeout=120)
-    _one_line_error(done, f"build_arrays: {manifest}:6: not UTF-8 text "
-                    "(byte 0xe9 at column 19)")
+    with flags_once.binary_flags(build_arrays_app):
+        line = flags_once.user_error_line(
+            capsys, build_arrays_app, "build_arrays", (), corpus="manifest",
+            manifest=manifest, output_dir=str(tmp_path / "out"),
+            num_workers=1)
+    assert line.startswith(f"build_arrays: {manifest}:6: not UTF-8 text "
+                           "(byte 0xe9 at column 19)"), line
     assert not os.path.exists(tmp_path / "out")
 
 

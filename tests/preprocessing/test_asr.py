@@ -21,9 +21,6 @@ from preprocessing import text_features
 from tasks import prediction
 from tasks import serving
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
 
 def _quiet(message):
     del message
@@ -97,26 +94,6 @@ def test_missing_backend_is_one_clear_line(monkeypatch, tmp_path):
     with pytest.raises(asr.AsrError, match=r"saved_model\.pb.*nowhere.*"
                        r"make_wav2vec2_standin\.py --ctc"):
         asr.make_recognizer(f"ctc:{missing}")
-
-
-def test_build_arrays_cli_names_a_bad_handle_before_any_work(tmp_path):
-    from tests.corpus_fixtures import make_manifest_corpus
-
-    manifest = make_manifest_corpus(str(tmp_path), num=8)
-    done = subprocess.run(
-        [sys.executable, "-m", "preprocessing.build_arrays",
-         "--corpus=manifest", f"--manifest={manifest}", "--split=speaker",
-         "--num_folds=2",
-         f"--output_dir={tmp_path / 'out'}", "--transcripts=asr",
-         f"--asr=ctc:{tmp_path / 'no_model'}"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-        env={**os.environ, "PYTHONPATH": ROOT})
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("build_arrays: --asr=ctc:")
-    assert "no_model" in lines[0] and "saved_model.pb" in lines[0]
-    assert not os.path.exists(tmp_path / "out")
 
 
 # ---- cache and report -----------------------------------------------------

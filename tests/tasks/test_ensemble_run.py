@@ -2,13 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from apps import train as train_app
 from tasks import train_run
 from models import ensembles
 from tasks import datasets
@@ -17,9 +16,7 @@ from tasks import evaluation
 from tasks import folds
 from tasks import loading
 from tests import helpers
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests.apps import flags_once
 
 
 def _quiet(_):
@@ -130,16 +127,16 @@ def test_feature_run_trains_only_a_head(runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_and_errors(runs, tmp_path):
+def test_cli_and_errors(runs, tmp_path, capsys):
     root, _, run_dirs = runs
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"),
-         f"--ensemble_members={','.join(run_dirs)}",
-         "--ensemble_method=average", f"--run_dir={tmp_path / 'avg'}",
-         f"--result_file={tmp_path / 'r.txt'}", "--batch_size=16"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "member" in done.stdout and "[Result]" in done.stdout
+    # train.py --ensemble_members (apps/train.py in-process).
+    with flags_once.binary_flags(train_app):
+        flags_once.command(
+            train_app, f"--ensemble_members={','.join(run_dirs)}",
+            "--ensemble_method=average", f"--run_dir={tmp_path / 'avg'}",
+            f"--result_file={tmp_path / 'r.txt'}", "--batch_size=16")
+    out = capsys.readouterr().out
+    assert "member" in out and "[Result]" in out
     assert os.path.isfile(tmp_path / "avg" / "saved_model" / "saved_model.pb")
     with pytest.raises(ValueError, match="at least two runs"):
         ensemble_run.train_ensemble(run_dirs[:1])

@@ -1,31 +1,15 @@
-"""predict.py and explain.py as a user runs them, on a tiny demo-corpus run."""
+"""tasks/explanation.py on a tiny demo-corpus run (the binaries predict.py
+and explain.py: tests/apps/test_predict.py, tests/apps/test_explain.py)."""
 
 import json
 import os
-import re
-import subprocess
-import sys
 
 import pytest
 
-from apps import predict as predict_app
 from tasks import explanation as explanation_lib
-from tasks import prediction
-from tasks import serving
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def run(binary, *args, **flags):
-    """Runs a binary of the repository; returns (exit status, stdout)."""
-    command = [sys.executable, os.path.join(ROOT, binary), *args]
-    command += [f"--{name}={value}" for name, value in flags.items()]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    return done.returncode, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -40,101 +24,6 @@ def _check_png(path):
         header = f.read(8)
     assert header == PNG_SIGNATURE, path
     assert os.path.getsize(path) > 5000, path
-
-
-def test_predict_prints_a_table_and_writes_json(demo, tmp_path):
-    good, other = demo["rows"][0], demo["rows"][1]
-    broken = tmp_path / "broken.wav"
-    broken.write_bytes(b"RIFF....WAVEfmt garbage")
-    output = str(tmp_path / "out.json")
-    status, out = run("predict.py", good["wav_path"], str(broken),
-                      other["wav_path"], "--text", good["transcript"],
-                      "--text", "whatever", "--text", other["transcript"],
-                      model_dir=demo["export_dir"], output_json=output)
-    assert status == 0, out
-    assert "file" in out and "predicted" in out and "angry" in out
-    assert re.search(r"broken\.wav +ERROR .*unreadable audio", out)
-    assert "2 of 3 file(s) predicted" in out
-    with open(output) as f:
-        written = json.load(f)
-    assert written["num_files"] == 3 and written["num_failed"] == 1
-    assert written["model"] == "MDREA"
-    first = written["results"][0]
-    assert first["file"] == good["wav_path"]
-    assert first["predicted"] in written["label_names"]
-    assert sum(first["probabilities"].values()) == pytest.approx(1.0,
-                                                                 abs=1e-5)
-    # The same numbers as the library gives.
-    predictor = prediction.Predictor.load(demo["export_dir"])
-    direct = predictor.predict_file(good["wav_path"], good["transcript"])
-    for name, value in direct["probabilities"].items():
-        assert first["probabilities"][name] == pytest.approx(value,
-                                                             abs=1e-6)
-
-
-def test_predict_exit_status_is_one_when_every_file_fails(demo, tmp_path):
-
-    manifest = tmp_path / "list.tsv"
-    empty = tmp_path / "empty.wav"
-    empty.write_bytes(b"")
-    manifest.write_text(f"wav_path\ttranscript\n{empty}\thello\n"
-                        f"{demo['rows'][0]['wav_path']}\t\n")
-    printed = []
-    status = predict_app.predict_and_report(
-        demo["export_dir"], [], manifest=str(manifest), log=printed.append)
-    assert status == 1
-    assert printed[-1] == "0 of 2 file(s) predicted"
-    assert "no transcript" in printed[0] and "empty.wav" in printed[0]
-    printed.clear()
-    row = demo["rows"][0]
-    assert predict_app.predict_and_report(
-        demo["run_dir"], [row["wav_path"]], texts=[row["transcript"]],
-        log=printed.append) == 0
-    with pytest.raises(predict_app.app.UsageError,
-                       match="exactly one per file"):
-        predict_app.predict_and_report(demo["run_dir"], [row["wav_path"]],
-                                       texts=["a", "b"])
-
-
-def test_explain_a_demo_utterance(demo, tmp_path):
-    output_dir = str(tmp_path / "why")
-    status, out = run("explain.py", run_dir=demo["run_dir"],
-                      data_dir=demo["fold_dir"], split="test", index=1,
-                      output_dir=output_dir, steps=16)
-    assert status == 0, out
-    assert "predicted" in out
-    names = sorted(os.listdir(output_dir))
-    assert names == ["attention.png", "audio_attribution.png",
-                     "explanation.json", "modalities.png",
-                     "prosody_attribution.png", "word_attribution.png"]
-    for name in names:
-        if name.endswith(".png"):
-            _check_png(os.path.join(output_dir, name))
-    with open(os.path.join(output_dir, "explanation.json")) as f:
-        explanation = json.load(f)
-    ig = explanation["integrated_gradients"]
-    assert abs(ig["completeness_gap"]) <= 0.03 * abs(
-        ig["output_difference"]) + 1e-6
-    assert ig["completeness_ok"] and "warning" not in ig
-    assert explanation["source"]["split"] == "test"
-    words = ig["words"]
-    # Words outside the training vocabulary are _UNK_ in the fold.
-    assert words and all(w["unknown"] == (w["token"] == "_UNK_")
-                         for w in words)
-    attention = explanation["attention"]
-    assert [w["token"] for w in attention["words"]] == [
-        w["token"] for w in words]
-    assert attention["mass_on_words"] == pytest.approx(1.0, abs=1e-5)
-    assert sum(w["weight"] for w in attention["words"]) == pytest.approx(
-        1.0, abs=1e-5)
-    assert len(ig["prosody"]) == 35
-    assert set(explanation["modalities"]["conditions"]) == {
-        "both", "audio_only", "text_only", "neither"}
-    shares = explanation["modalities"]["shapley_probability"]
-    conditions = explanation["modalities"]["conditions"]
-    assert sum(shares.values()) == pytest.approx(
-        conditions["both"]["target_probability"]
-        - conditions["neither"]["target_probability"], abs=1e-6)
 
 
 def test_explain_a_wav_with_transcript(demo, tmp_path):

@@ -17,7 +17,6 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from apps import export as export_app
 from models import export as export_lib
 from preprocessing import audio_features
 from preprocessing import demo_corpus
@@ -28,8 +27,6 @@ from tasks import raw_serving
 from tasks import serving
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 NUM_UTTERANCES = 48
 # serve_raw vs predict.py (features in Python): the in-graph MFCCs are
 # within graph_features.MFCC_ATOL (1e-3) of the numpy ones, the prosody and
@@ -203,30 +200,6 @@ def test_serve_wav_names_a_wrong_sample_rate(demo):
                   transcript=tf.constant(["okay then"]))
 
 
-def test_export_base_writes_integer_versions(demo, tmp_path):
-    run_dir = demo["run_dir"]
-    # A folder that is not an export: an error, nothing touched, nothing
-    # left behind.
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(export_lib.ExportError, match="not an export"):
-        export_app.export(run_dir, export_dir=str(precious))
-    assert os.listdir(precious) == ["notes.txt"]
-    base = tmp_path / "models" / "mdrea"
-    first = export_app.export(run_dir, export_base=str(base))
-    assert first == str(base / "1") and export_lib.is_export(first)
-    assert os.listdir(base) == ["1"]  # No temporary folder left.
-    with pytest.raises(export_lib.ExportError, match="--overwrite"):
-        export_app.export(run_dir, export_base=str(base), version=1)
-    # The next free version, ignoring what is not an integer.
-    (base / "7").mkdir()
-    (base / "not_a_version").mkdir()
-    assert export_lib.version_dir(str(base)) == str(base / "8")
-    with pytest.raises(export_lib.ExportError, match="positive"):
-        export_lib.version_dir(str(base), version=0)
-
-
 def test_overwrite_replaces_only_an_export(tmp_path):
     from models import registry
 
@@ -251,22 +224,6 @@ def test_overwrite_replaces_only_an_export(tmp_path):
     empty.mkdir()
     export_lib.export_saved_model(model, str(empty), labels)
     assert sorted(os.listdir(tmp_path)) == ["1", "2", "3"]
-
-
-def test_export_binary_fails_in_one_line(demo, tmp_path):
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / "notes.txt").write_text("keep me")
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "export.py"),
-         f"--run_dir={demo['run_dir']}", f"--export_dir={precious}"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 1
-    lines = [line for line in done.stderr.splitlines()
-             if line.startswith("export.py:")]
-    assert len(lines) == 1 and "not an export" in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
-    assert (precious / "notes.txt").read_text() == "keep me"
 
 
 # ---- every registered model ----------------------------------------------
