@@ -187,6 +187,8 @@ def fold(fold_dir):
     return folds.load_fold(fold_dir)
 
 
+# Slow: the default strategy path is the one every training test runs.
+@pytest.mark.slow
 def test_one_device_strategy_matches_default(fold, tmp_path):
     results = []
     for name in ("auto", "one_device"):
@@ -201,7 +203,9 @@ def test_one_device_strategy_matches_default(fold, tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("model_name", ["ARE", "MDREA"])
+# MDREA under XLA is slow (its attention); ARE covers the path by default.
+@pytest.mark.parametrize("model_name", [
+    "ARE", pytest.param("MDREA", marks=pytest.mark.slow)])
 def test_jit_compile_matches_graph_mode(fold, tmp_path, model_name):
     results = []
     for jit in (False, True):
@@ -243,6 +247,8 @@ def test_mixed_precision_is_ignored_without_gpu(fold, tmp_path):
     assert trainer.model.get_layer("logits").compute_dtype == "float32"
 
 
+# Slow: mixed precision is a GPU path; on CPU this runs the float16 graph slowly.
+@pytest.mark.slow
 def test_mixed_precision_path_trains_with_loss_scaling(fold, tmp_path,
                                                       monkeypatch):
     # No GPU here: pretend one is visible so that the mixed_float16 path

@@ -174,6 +174,8 @@ def logmel_run(demo_fold, tmp_path_factory):
     return run_dir, result
 
 
+# Slow: a 60-step log-mel training run; the pipeline and model are pinned by the fast tests above and the contract test.
+@pytest.mark.slow
 def test_train_evaluate_beats_chance(logmel_run):
 
     run_dir, result = logmel_run
@@ -187,6 +189,8 @@ def test_train_evaluate_beats_chance(logmel_run):
     assert metrics["wa"] == pytest.approx(result.final_test["wa"])
 
 
+# Slow: shares the trained log-mel run; serving skew is also pinned by tests/tasks/test_raw_serving.py.
+@pytest.mark.slow
 def test_predict_from_wav_uses_the_training_features(logmel_run, demo_fold,
                                                      tmp_path):
 

@@ -188,6 +188,8 @@ def test_load_fold_side_extra_errors(tmp_path, extras_fn, match):
     assert fold_dir in str(error.value)
 
 
+# Slow: an end-to-end run with a mocap side input; the side-input plumbing has fast tests of its own.
+@pytest.mark.slow
 def test_train_evaluate_and_serving_refusal(mocap_fold, tmp_path):
     run_dir = str(tmp_path / "run")
     train_run.run(model="TRANSFORMER_FUSION", data_dir=mocap_fold,

@@ -293,6 +293,8 @@ def test_opensmile_feature_backend(tmp_path):
                                mfcc, rtol=1e-5)
 
 
+# Slow: two training runs on built folds; test_asr trains on a built fold by default, and the fold format is pinned by the fast tests here.
+@pytest.mark.slow
 def test_train_py_trains_on_built_folds_unchanged(iemocap_build, tmp_path):
     """Both corpus kinds → fold folders that train.py uses as they are."""
     from tasks import train_run

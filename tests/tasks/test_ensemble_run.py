@@ -95,6 +95,8 @@ def test_weighted_run_fits_on_dev_and_evaluates_exports(runs, tmp_path):
                                rtol=1e-4, atol=1e-6)
 
 
+# Slow: trains a head on frozen members; the weighted run above covers the ensemble run path by default.
+@pytest.mark.slow
 def test_feature_run_trains_only_a_head(runs, tmp_path):
     _, _, run_dirs = runs
     members = [loading.load_trained_model(r)[0] for r in run_dirs]
