@@ -60,6 +60,8 @@ def test_keras_combination_equals_numpy(method):
                                        else [0.5, 0.5])
 
 
+# Slow: a weighted ensemble run end to end; weight fitting has unit tests (tests/models/test_ensembles.py) and an averaged ensemble run is trained by default in tests/models/test_baseline.py.
+@pytest.mark.slow
 def test_weighted_run_fits_on_dev_and_evaluates_exports(runs, tmp_path):
     root, fold_dir, run_dirs = runs
     result_file = tmp_path / "results.txt"
