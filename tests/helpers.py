@@ -237,3 +237,16 @@ def for_model(model, **values):
     accepted = set(train_run.accepted_names(model)) | {"log"}
     return {name: value for name, value in values.items()
             if name in accepted}
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(path):
+    """`path` is a real PNG image of some size (a plot, not an empty file)."""
+    import os
+
+    with open(path, "rb") as f:
+        header = f.read(8)
+    assert header == PNG_SIGNATURE, path
+    assert os.path.getsize(path) > 5000, path

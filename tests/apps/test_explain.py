@@ -17,7 +17,6 @@ from tests.apps import flags_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 explain_flags = flags_once.use(explain_app)
 
@@ -26,13 +25,6 @@ explain_flags = flags_once.use(explain_app)
 def demo(tmp_path_factory, tiny_demo_source):
     return helpers.copy_demo_run(tiny_demo_source,
                                  tmp_path_factory.mktemp("explain"))
-
-
-def _check_png(path):
-    with open(path, "rb") as f:
-        header = f.read(8)
-    assert header == PNG_SIGNATURE, path
-    assert os.path.getsize(path) > 5000, path
 
 
 def test_explain_a_demo_utterance(demo, tmp_path):
@@ -52,7 +44,7 @@ def test_explain_a_demo_utterance(demo, tmp_path):
                      "prosody_attribution.png", "word_attribution.png"]
     for name in names:
         if name.endswith(".png"):
-            _check_png(os.path.join(output_dir, name))
+            helpers.check_png(os.path.join(output_dir, name))
     with open(os.path.join(output_dir, "explanation.json")) as f:
         explanation = json.load(f)
     ig = explanation["integrated_gradients"]

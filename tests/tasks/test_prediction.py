@@ -9,7 +9,6 @@ import pytest
 from tasks import explanation as explanation_lib
 from tests import helpers
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +16,6 @@ def demo(tmp_path_factory, tiny_demo_source):
     # This module's copy of the shared tiny run and its export.
     return helpers.copy_demo_run(tiny_demo_source,
                                  tmp_path_factory.mktemp("predict_explain"))
-
-
-def _check_png(path):
-    with open(path, "rb") as f:
-        header = f.read(8)
-    assert header == PNG_SIGNATURE, path
-    assert os.path.getsize(path) > 5000, path
 
 
 def test_explain_a_wav_with_transcript(demo, tmp_path):
@@ -38,7 +30,7 @@ def test_explain_a_wav_with_transcript(demo, tmp_path):
     frames = explanation["integrated_gradients"]["frames"]
     assert len(frames) == explanation["source"]["frames_used"]
     for path in paths[1:]:
-        _check_png(path)
+        helpers.check_png(path)
 
 
 def test_word_summary_per_predicted_class(demo, tmp_path):
