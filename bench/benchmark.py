@@ -210,6 +210,7 @@ def _ours(model_name, args, jit_compile, former_gru=False):
     import tensorflow as tf
 
     from models import export as export_lib
+    from models import gru_recurrence
     from models import layers
     from models import registry
     from models import training
@@ -219,6 +220,10 @@ def _ours(model_name, args, jit_compile, former_gru=False):
             return layers.reference_tf1_gru(self, *inputs, training=training)
 
         layers.TF1GRU.call = former_call
+    else:
+        # As train.py's default --cpu_threads=auto does, before any TF op.
+        print(f"[bench] {gru_recurrence.configure_cpu_threads()}",
+              file=sys.stderr)
     split = _split(args.num_examples)
     kwargs = registry.model_arguments(
         model_name, vocab_size=VOCAB, embedding_dim=EMBEDDING,

@@ -29,7 +29,57 @@ outputs (`TF1GRU.call`), so rows past their length never matter: their
 gradient is exactly zero.
 """
 
+import os
+
 import tensorflow as tf
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+
+
+def stream_count():
+    """Row groups (streams) one loop steps side by side: 1, or one per core.
+
+    A step of one GRU row group is ~10 small ops around two small matmuls
+    ([B, H]·[H, 2H], [B, H]·[H, H]); with TF's default threading each op is
+    split over all cores and the loop is bound by their synchronisation,
+    not by arithmetic. With single-threaded ops (intra-op threads 1, set by
+    `configure_cpu_threads`) the executor instead runs independent
+    streams concurrently, one per inter-op thread: 1.9× the forward and
+    1.7× the forward + backward speed of one stream on 2 cores
+    (bench/README.md). Read when a graph is traced.
+    """
+    if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+        return 1
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return max(1, inter if inter > 0 else _cores())
+
+
+def configure_cpu_threads():
+    """Sets TF's CPU threading for the recurrence: one thread per op, one
+    inter-op thread per core (so `stream_count` is the number of cores).
+
+    Only on a CPU-only machine with several cores, and only before TF's
+    runtime starts (the settings cannot change later). Returns a line
+    saying what was done, for the run's log.
+    """
+    cores = _cores()
+    if cores < 2:
+        return "CPU threading: TF default (1 core)."
+    if tf.config.list_physical_devices("GPU"):
+        return "CPU threading: TF default (a GPU is visible)."
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(cores)
+    except RuntimeError as error:
+        # TF's runtime already started in this process (e.g. a second run
+        # in one Python session): it keeps the threading it started with.
+        return (f"CPU threading: unchanged ({error}); GRU streams: "
+                f"{stream_count()}.")
+    return (f"CPU threading: 1 thread per op, {cores} inter-op threads; "
+            f"GRU streams: {cores}.")
 
 
 def step_counts(sorted_lengths, steps):
@@ -50,27 +100,29 @@ def _split_kernel(recurrent_kernel):
 
 
 def _forward(projected, recurrent_kernel, steps, active, keep_gates):
-    """The forward loop; returns states [T, B, H] (+ gate TensorArrays).
+    """The forward loop over independent streams (lists, one per stream).
 
+    Returns the states [T, B_i, H] of each stream (+ gate TensorArrays).
     Steps >= `steps` are never run: their states are zeros.
     """
     units = recurrent_kernel.shape[0]
     gate_kernel, candidate_kernel = _split_kernel(recurrent_kernel)
-    dtype = projected.dtype
-    size = tf.shape(projected)[0]
-    inputs = tf.TensorArray(dtype, size=size, element_shape=[None, 3 * units]
-                            ).unstack(projected)
+    dtype = projected[0].dtype
+    size = tf.shape(projected[0])[0]
+    streams = range(len(projected))
+    inputs = [tf.TensorArray(dtype, size=size, element_shape=[None, 3 * units]
+                             ).unstack(stream) for stream in projected]
 
-    def gate_array():
+    def arrays(infer_shape=True):
         # Shrinking batches give steps of different row counts.
-        return tf.TensorArray(dtype, size=size, infer_shape=False,
-                              element_shape=[None, units])
+        return [tf.TensorArray(dtype, size=size, infer_shape=infer_shape,
+                               element_shape=[None, units]) for _ in streams]
 
-    def body(t, state, outputs, z_gates, r_gates, candidates):
-        x = inputs.read(t)
+    def step(i, t, state):
+        x = inputs[i].read(t)
         previous = state
         if active is not None:
-            rows = active[t]
+            rows = active[i][t]
             x, previous = x[:rows], state[:rows]
         zr = tf.sigmoid(x[:, :2 * units] + tf.matmul(previous, gate_kernel))
         z, r = zr[:, :units], zr[:, units:]
@@ -80,49 +132,58 @@ def _forward(projected, recurrent_kernel, steps, active, keep_gates):
         if active is not None:
             new = tf.concat([new, state[rows:]], axis=0)
             new.set_shape(state.shape)
-        if keep_gates:
-            z_gates = z_gates.write(t, z)
-            r_gates = r_gates.write(t, r)
-            candidates = candidates.write(t, candidate)
-        return t + 1, new, outputs.write(t, new), z_gates, r_gates, candidates
+        return new, z, r, candidate
 
-    initial = tf.zeros([tf.shape(projected)[1], units], dtype)
-    outputs = tf.TensorArray(dtype, size=size, element_shape=[None, units])
+    def body(t, states, outputs, z_gates, r_gates, candidates):
+        # The streams share no op: the executor runs them side by side.
+        results = [step(i, t, states[i]) for i in streams]
+        new_states = [result[0] for result in results]
+        outputs = [outputs[i].write(t, new_states[i]) for i in streams]
+        if keep_gates:
+            z_gates, r_gates, candidates = (
+                [array[i].write(t, results[i][k]) for i in streams]
+                for k, array in ((1, z_gates), (2, r_gates),
+                                 (3, candidates)))
+        return t + 1, new_states, outputs, z_gates, r_gates, candidates
+
+    initial = [tf.zeros([tf.shape(stream)[1], units], dtype)
+               for stream in projected]
     _, _, outputs, z_gates, r_gates, candidates = tf.while_loop(
         lambda t, *_: t < steps, body,
-        (tf.constant(0), initial, outputs, gate_array(), gate_array(),
-         gate_array()),
+        (tf.constant(0), initial, arrays(), arrays(False), arrays(False),
+         arrays(False)),
         maximum_iterations=size)
-    return outputs.stack(), (z_gates, r_gates, candidates)
+    return ([output.stack() for output in outputs],
+            (z_gates, r_gates, candidates))
 
 
 def _backward(projected, recurrent_kernel, steps, active, states, gates,
               d_states):
-    """Gradients of (projected, recurrent_kernel) given d(states)."""
+    """Gradients of (projected (list), recurrent_kernel) given d(states)."""
     units = recurrent_kernel.shape[0]
     gate_kernel, candidate_kernel = _split_kernel(recurrent_kernel)
     gate_kernel_t = tf.transpose(gate_kernel)
     candidate_kernel_t = tf.transpose(candidate_kernel)
-    dtype = projected.dtype
-    size = tf.shape(projected)[0]
-    batch = tf.shape(projected)[1]
+    dtype = projected[0].dtype
+    size = tf.shape(projected[0])[0]
+    streams = range(len(projected))
     z_gates, r_gates, candidates = gates
-    previous_states = tf.concat([tf.zeros_like(states[:1]), states[:-1]], 0)
+    previous_states = [tf.concat([tf.zeros_like(stream[:1]), stream[:-1]], 0)
+                       for stream in states]
 
-    def array(width):
-        return tf.TensorArray(dtype, size=size, element_shape=[None, width])
+    def arrays(width):
+        return [tf.TensorArray(dtype, size=size, element_shape=[None, width])
+                for _ in streams]
 
-    def padded(value, rows):
-        return tf.pad(value, [[0, batch - rows], [0, 0]])
-
-    def body(t, d_state, d_zr_all, d_c_all, reset_all):
-        d_state = d_state + d_states[t]
-        previous = previous_states[t]
+    def step(i, t, d_state):
+        d_state = d_state + d_states[i][t]
+        previous = previous_states[i][t]
         d_new = d_state
         if active is not None:
-            rows = active[t]
+            rows = active[i][t]
             previous, d_new = previous[:rows], d_state[:rows]
-        z, r, candidate = z_gates.read(t), r_gates.read(t), candidates.read(t)
+        z, r = z_gates[i].read(t), r_gates[i].read(t)
+        candidate = candidates[i].read(t)
         d_z = d_new * (previous - candidate) * z * (1.0 - z)
         d_c = d_new * (1.0 - z) * (1.0 - candidate * candidate)
         d_reset = tf.matmul(d_c, candidate_kernel_t)
@@ -134,60 +195,88 @@ def _backward(projected, recurrent_kernel, steps, active, states, gates,
         if active is not None:
             d_previous = tf.concat([d_previous, d_state[rows:]], axis=0)
             d_previous.set_shape(d_state.shape)
-            d_zr, d_c, reset = (padded(d_zr, rows), padded(d_c, rows),
-                                padded(reset, rows))
-        return (t - 1, d_previous, d_zr_all.write(t, d_zr),
-                d_c_all.write(t, d_c), reset_all.write(t, reset))
+            padding = [[0, tf.shape(d_state)[0] - rows], [0, 0]]
+            d_zr, d_c, reset = (tf.pad(d_zr, padding), tf.pad(d_c, padding),
+                                tf.pad(reset, padding))
+        return d_previous, d_zr, d_c, reset
+
+    def body(t, d_state, d_zr_all, d_c_all, reset_all):
+        results = [step(i, t, d_state[i]) for i in streams]
+        return (t - 1, [result[0] for result in results],
+                [d_zr_all[i].write(t, results[i][1]) for i in streams],
+                [d_c_all[i].write(t, results[i][2]) for i in streams],
+                [reset_all[i].write(t, results[i][3]) for i in streams])
 
     _, _, d_zr_all, d_c_all, reset_all = tf.while_loop(
         lambda t, *_: t >= 0, body,
-        (steps - 1, tf.zeros_like(states[0]), array(2 * units), array(units),
-         array(units)),
+        (steps - 1, [tf.zeros_like(stream[0]) for stream in states],
+         arrays(2 * units), arrays(units), arrays(units)),
         maximum_iterations=size)
-    # Steps >= `steps` were not written: they stack as zeros.
-    d_zr, d_c = d_zr_all.stack(), d_c_all.stack()
-    reset = reset_all.stack()
 
     def flat(value, width):
         return tf.reshape(value, [-1, width])
 
-    d_gate_kernel = tf.matmul(flat(previous_states, units),
-                              flat(d_zr, 2 * units), transpose_a=True)
-    d_candidate_kernel = tf.matmul(flat(reset, units), flat(d_c, units),
-                                   transpose_a=True)
-    return (tf.concat([d_zr, d_c], axis=2),
-            tf.concat([d_gate_kernel, d_candidate_kernel], axis=1))
+    d_projected, d_kernels = [], []
+    for i in streams:
+        # Steps >= `steps` were not written: they stack as zeros.
+        d_zr, d_c = d_zr_all[i].stack(), d_c_all[i].stack()
+        d_gate_kernel = tf.matmul(flat(previous_states[i], units),
+                                  flat(d_zr, 2 * units), transpose_a=True)
+        d_candidate_kernel = tf.matmul(flat(reset_all[i].stack(), units),
+                                       flat(d_c, units), transpose_a=True)
+        d_projected.append(tf.concat([d_zr, d_c], axis=2))
+        d_kernels.append(tf.concat([d_gate_kernel, d_candidate_kernel],
+                                   axis=1))
+    return d_projected, tf.add_n(d_kernels)
+
+
+def _as_streams(projected, active):
+    """(list of streams, list of actives or None, whether it was a list)."""
+    if isinstance(projected, (list, tuple)):
+        return list(projected), None if active is None else list(active), True
+    return [projected], None if active is None else [active], False
+
+
+def _like(states, several):
+    return states if several else states[0]
 
 
 def recurrence(projected, recurrent_kernel, steps, active=None):
     """All GRU states of a time-major, pre-projected batch.
 
     Args:
-        projected: float [T, B, 3H]. x_t·W + b for every step.
+        projected: float [T, B, 3H]: x_t·W + b for every step. Or a list
+            of such tensors, one per stream: independent row groups that
+            one loop steps side by side (see `stream_count`).
         recurrent_kernel: float [H, 3H], Keras layout [z, r, h].
         steps: int32 scalar in [1, T]. Steps to run (steps >= it stay 0).
-        active: int32 [steps] or None. With a batch sorted by decreasing
-            length, `step_counts(...)`: step t updates only the first
-            active[t] rows, the others keep their state. None updates every
-            row (static shapes, as XLA needs).
+        active: int32 [steps] or None (a list of them with streams). With a
+            batch sorted by decreasing length, `step_counts(...)`: step t
+            updates only the first active[t] rows, the others keep their
+            state. None updates every row (static shapes, as XLA needs).
 
     Returns:
-        float [T, B, H]: state after each step. Rows past their length hold
-        values that the caller must not use (their gradient is zero anyway).
+        float [T, B, H] (a list with streams): state after each step. Rows
+        past their length hold values that the caller must not use (their
+        gradient is zero anyway).
     """
+    streams, actives, several = _as_streams(projected, active)
+    count = len(streams)
 
     @tf.custom_gradient
-    def run(projected, recurrent_kernel):
-        states, gates = _forward(projected, recurrent_kernel, steps, active,
+    def run(*arguments):
+        inputs, kernel = list(arguments[:count]), arguments[count]
+        states, gates = _forward(inputs, kernel, steps, actives,
                                  keep_gates=True)
 
-        def gradient(d_states):
-            return _backward(projected, recurrent_kernel, steps, active,
-                             states, gates, d_states)
+        def gradient(*d_states):
+            d_inputs, d_kernel = _backward(inputs, kernel, steps, actives,
+                                           states, gates, list(d_states))
+            return d_inputs + [d_kernel]
 
         return states, gradient
 
-    return run(projected, recurrent_kernel)
+    return _like(run(*streams, recurrent_kernel), several)
 
 
 def inference_recurrence(projected, recurrent_kernel, steps, active=None):
@@ -196,9 +285,10 @@ def inference_recurrence(projected, recurrent_kernel, steps, active=None):
     For inference: nothing is stored for a backward pass, and a gradient
     (e.g. for attributions) still exists.
     """
-    states, _ = _forward(projected, recurrent_kernel, steps, active,
+    streams, actives, several = _as_streams(projected, active)
+    states, _ = _forward(streams, recurrent_kernel, steps, actives,
                          keep_gates=False)
-    return states
+    return _like(states, several)
 
 
 _FUNCTIONS = {}
@@ -253,10 +343,12 @@ def compiled_inference_recurrence(projected, recurrent_kernel, steps):
             recurrent_kernel, steps)[:frames]
 
         def gradient(d_states):
-            again, gates = _forward(projected, recurrent_kernel, steps, None,
-                                    keep_gates=True)
-            return _backward(projected, recurrent_kernel, steps, None, again,
-                             gates, d_states)
+            again, gates = _forward([projected], recurrent_kernel, steps,
+                                    None, keep_gates=True)
+            (d_projected,), d_kernel = _backward(
+                [projected], recurrent_kernel, steps, None, again, gates,
+                [d_states])
+            return d_projected, d_kernel
 
         return states, gradient
 

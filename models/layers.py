@@ -233,37 +233,42 @@ class TF1GRU(keras.layers.Layer):
         # non-finite padding out of the (discarded) rows' arithmetic.
         sequence = tf.where(mask[:, :, None], sequence,
                             tf.zeros_like(sequence))
-        states, order = self._states(sequence, lengths, training)
+        streams, rows = self._states(sequence, lengths, training)
         # Final state: the state after step length−1, read in place (no
         # per-step selects); zeros for length 0.
-        rows = tf.range(tf.shape(lengths)[0])
-        if order is not None:
-            rows = tf.math.invert_permutation(order)
-        state = tf.gather_nd(states, tf.stack(
-            [tf.maximum(lengths - 1, 0), rows], axis=1))
+        finals = [tf.gather_nd(states, tf.stack(
+            [tf.maximum(tf.gather(lengths, stream_rows) - 1, 0),
+             tf.range(tf.shape(stream_rows)[0])], axis=1))
+            for states, stream_rows in zip(streams, rows)]
+        # Position of each batch row among the streams' rows.
+        positions = tf.math.invert_permutation(tf.concat(rows, axis=0))
+        state = tf.gather(tf.concat(finals, axis=0), positions)
         state = tf.where((lengths > 0)[:, None], state,
                          tf.zeros_like(state))
         if not self.return_sequences:
             return state
-        if order is not None:
-            states = tf.gather(states, rows, axis=1)
+        states = tf.gather(tf.concat(streams, axis=1), positions, axis=1)
         outputs = tf.where(mask[:, :, None], tf.transpose(states, [1, 0, 2]),
                            tf.zeros_like(sequence[:, :, :1]))
         outputs = self.output_dropout(outputs, training=training)
         return outputs, state
 
     def _states(self, sequence, lengths, training):
-        """Time-major states [T, B, H], rows in `order` (None: as given).
+        """Time-major states [T, B_i, H] of row groups, and their rows.
+
+        Returns a list of state tensors and a list of int32 [B_i] batch
+        rows, one per stream (`gru_recurrence.stream_count`):
 
         * Training sorts the batch by decreasing length, so that each step
-          updates only the rows still inside their sequence.
+          updates only the rows still inside their sequence, and deals the
+          sorted rows round-robin to the streams (similar lengths in each).
         * Inference (training=False) of a batch of at most
           `COMPILED_INFERENCE_MAX_BATCH` rows (serving) runs an
           XLA-compiled loop over all rows, where graph-mode per-step
-          overhead would dominate; larger batches (evaluation) shrink like
-          training and come back in their given order.
+          overhead would dominate; larger batches (evaluation) shrink and
+          split into streams like training.
         * Inside an XLA-compiled function (`jit_compile`) every row steps,
-          since XLA needs static shapes.
+          one stream, since XLA needs static shapes.
         """
         cell = self.gru.cell
         dtype = sequence.dtype
@@ -273,42 +278,53 @@ class TF1GRU(keras.layers.Layer):
         frames = tf.shape(sequence)[1]
         steps = tf.clip_by_value(tf.reduce_max(lengths), 1,
                                  tf.maximum(frames, 1))
+        all_rows = [tf.range(tf.shape(lengths)[0])]
 
         def project(sequence):
             # The input projection of every step in one matmul, time-major.
             return tf.tensordot(tf.transpose(sequence, [1, 0, 2]), kernel,
                                 1) + bias
 
-        def sorted_batch():
+        def sorted_streams():
             order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-            active = gru_recurrence.step_counts(tf.gather(lengths, order),
-                                                steps)
-            return order, project(tf.gather(sequence, order)), active
+            count = gru_recurrence.stream_count()
+            rows = [order[i::count] for i in range(count)]
+            # Each stream projects its own rows: one matmul per core.
+            projected = [project(tf.gather(sequence, stream_rows))
+                         for stream_rows in rows]
+            active = [gru_recurrence.step_counts(
+                tf.gather(lengths, stream_rows), steps)
+                for stream_rows in rows]
+            return rows, projected, active
 
         if _in_xla_context():
-            return gru_recurrence.recurrence(project(sequence),
-                                             recurrent_kernel, steps), None
+            return [gru_recurrence.recurrence(project(sequence),
+                                              recurrent_kernel, steps)
+                    ], all_rows
         if training:
-            order, projected, active = sorted_batch()
+            rows, projected, active = sorted_streams()
             return gru_recurrence.recurrence(projected, recurrent_kernel,
-                                             steps, active), order
+                                             steps, active), rows
 
+        # Both branches give one [T, B, H] tensor and its rows, so that
+        # `tf.cond` can pick one by the batch size at run time.
         def shrinking():
-            order, projected, active = sorted_batch()
+            rows, projected, active = sorted_streams()
             states = gru_recurrence.graph_inference_recurrence(
                 projected, recurrent_kernel, steps, active)
-            return tf.gather(states, tf.math.invert_permutation(order),
-                             axis=1)
+            return tf.concat(states, axis=1), tf.concat(rows, axis=0)
 
         def compiled():
-            return gru_recurrence.compiled_inference_recurrence(
-                project(sequence), recurrent_kernel, steps)
+            return (gru_recurrence.compiled_inference_recurrence(
+                project(sequence), recurrent_kernel, steps), all_rows[0])
 
         if not COMPILED_INFERENCE_MAX_BATCH:
-            return shrinking(), None
-        return tf.cond(
-            tf.shape(sequence)[0] <= COMPILED_INFERENCE_MAX_BATCH,
-            compiled, shrinking), None
+            states, rows = shrinking()
+        else:
+            states, rows = tf.cond(
+                tf.shape(sequence)[0] <= COMPILED_INFERENCE_MAX_BATCH,
+                compiled, shrinking)
+        return [states], [rows]
 
     def compute_output_shape(self, input_shape):
         sequence_shape = tuple(input_shape[0])

@@ -22,6 +22,7 @@ import keras
 from common import constants
 from models import bert_text_encoder
 from models import encoders
+from models import gru_recurrence
 from models import optimizers
 from models import registry
 from models import training
@@ -74,12 +75,17 @@ class TrainSettings:
     seed: int = 0
     strategy: str = "auto"
     jit_compile: bool = False
+    cpu_threads: str = "auto"
     mixed_precision: bool = False
     export: bool = True
     encoder_lr: float = 1e-5
     baseline_select: bool = True
 
 
+# "auto": TF1GRU models on a CPU-only machine run one thread per op and
+# one GRU stream per core (`gru_recurrence.configure_cpu_threads`);
+# "tf_default": TF's own threading.
+CPU_THREADS = ("auto", "tf_default")
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(
     TrainSettings))
 _RECIPE_OPTIONS = ("batch_size", "lr", "num_train_steps", "patience",
@@ -176,6 +182,12 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
             "none" if class_weight is None else class_weight,
             recipe["speaker_norm"], log)
     batch_size, sampling = recipe["batch_size"], recipe["sampling"]
+    if s.cpu_threads not in CPU_THREADS:
+        raise run_files.RunError(f"cpu_threads must be one of {CPU_THREADS}"
+                                 f", got {s.cpu_threads!r}.")
+    if s.cpu_threads == "auto" and family == "yoon":
+        # Before TF's runtime starts: the GRU loops' streams need it.
+        log("[Info] " + gru_recurrence.configure_cpu_threads())
     # Before any TF op (multi_worker needs that) and before any output:
     # the global batch must split over the replicas.
     distribution = training.make_strategy(s.strategy)

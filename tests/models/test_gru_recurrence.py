@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import gru_recurrence
 from models import layers
 from models import registry
 from models import training
@@ -55,18 +56,24 @@ def _value_and_gradients(fn, gru, sequence):
 
 # Each of TF1GRU's code paths: training (rows sorted, hand-written
 # gradient), training under XLA (every row steps), serving-size inference
-# (XLA-compiled loop) and evaluation-size inference (rows sorted).
-PATHS = {"train": (True, False, 16), "train_jit": (True, True, 16),
-         "serve": (False, False, 16), "eval": (False, False, 0)}
+# (XLA-compiled loop) and evaluation-size inference (rows sorted), and the
+# sorted paths split into streams (3 streams of 2 rows; 4 streams of 2, 2,
+# 1 and 1 rows).
+PATHS = {"train": (True, False, 16, 1), "train_jit": (True, True, 16, 1),
+         "serve": (False, False, 16, 1), "eval": (False, False, 0, 1),
+         "train_streams": (True, False, 16, 3),
+         "eval_streams": (False, False, 0, 4)}
 
 
 @pytest.mark.parametrize("path,return_sequences", [
     ("train", True), ("train", False), ("train_jit", True), ("serve", True),
-    ("eval", True), ("eval", False)])
+    ("eval", True), ("eval", False), ("train_streams", True),
+    ("train_streams", False), ("eval_streams", True)])
 def test_outputs_and_gradients_match_keras_masked_gru(path, return_sequences,
                                                       monkeypatch):
-    training, jit_compile, max_batch = PATHS[path]
+    training, jit_compile, max_batch, streams = PATHS[path]
     monkeypatch.setattr(layers, "COMPILED_INFERENCE_MAX_BATCH", max_batch)
+    monkeypatch.setattr(gru_recurrence, "stream_count", lambda: streams)
     gru = _gru(return_sequences)
     sequence, lengths = _case()
 
