@@ -6,6 +6,7 @@ from typing import Any, Collection, Dict, Sequence, Tuple
 from absl import app
 from absl import flags
 
+from tasks import model_setup
 from tasks import recipes
 
 SPLITS = ("train", "dev", "test")
@@ -21,6 +22,13 @@ def define_data_dir(help_text: str) -> None:
 
 def define_split(help_text: str) -> None:
     flags.DEFINE_enum("split", "test", list(SPLITS), help_text)
+
+
+def define_cpu_threads() -> None:
+    flags.DEFINE_enum("cpu_threads", "auto", list(model_setup.CPU_THREADS),
+                      "auto: ARE/TRE/MDRE/MDREA on a CPU-only machine run "
+                      "one thread per op and one GRU stream per core "
+                      "(faster); tf_default: TF's own threading.")
 
 
 def define_output_dir(help_text: str) -> None:

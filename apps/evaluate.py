@@ -28,6 +28,7 @@ def define_flags() -> None:
     common_flags.define_output_dir(
         "Where metrics.json and the PNG go (default: <run_dir>/eval_<split>).")
     flags.DEFINE_integer("batch_size", 128, "Batch size.")
+    common_flags.define_cpu_threads()
 
 
 def main(argv: Sequence[str]) -> None:
@@ -36,7 +37,7 @@ def main(argv: Sequence[str]) -> None:
     values = flags.FLAGS
     result = evaluation.evaluate(values.run_dir, values.split,
                                  values.data_dir, values.output_dir,
-                                 values.batch_size)
+                                 values.batch_size, values.cpu_threads)
     print(f"{result['split']}: WA {result['wa']:.4f} UA {result['ua']:.4f} "
           f"({result['num_examples']} examples)")
     for name, recall in result["per_class_recall"].items():

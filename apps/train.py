@@ -85,10 +85,7 @@ def define_flags() -> None:
     d.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "multi_worker",
                                        "one_device"], "tf.distribute.")
     d.DEFINE_boolean("jit_compile", False, "XLA-compile the train step.")
-    d.DEFINE_enum("cpu_threads", "auto", list(train_run.CPU_THREADS),
-                  "auto: ARE/TRE/MDRE/MDREA on a CPU-only machine run one "
-                  "thread per op and one GRU stream per core (faster); "
-                  "tf_default: TF's own threading.")
+    common_flags.define_cpu_threads()
     d.DEFINE_boolean("mixed_precision", False, "mixed_float16 (GPU).")
     d.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
     d.DEFINE_float("encoder_lr", 1e-5, "Learning rate of a pretrained "

@@ -6,16 +6,21 @@ serving latency (p50/p99 at batch 1 for one 400-frame (4 s) utterance, and
 at batch 64) and peak RSS, for these variants:
 
 * "ours": `models.training.Trainer` + `preprocessing.input_pipeline` with
-  the models as they are (TF1GRU's fast recurrence; length-grouped
-  evaluation; serving of only the real frames).
+  the models as they are (TF1GRU's fast recurrence in one stream per core;
+  length-grouped evaluation; serving of only the real frames), under the
+  binaries' runtime options: oneDNN kernels (`constants.TF_RUNTIME_ENV`)
+  and train.py's `--cpu_threads=auto` (one thread per op).
 * "ours_jit": the same with `TrainConfig(jit_compile=True)`.
 * "ours_keras_gru": "ours" with TF1GRU computed the former way
-  (`layers.reference_tf1_gru`, Keras' masked GRU) and evaluation in split
-  order: what the fast recurrence and the grouping bought.
+  (`layers.reference_tf1_gru`, Keras' masked GRU), evaluation in split
+  order and TF's default runtime: roughly the state before issue 17
+  (the evaluation loop is today's).
 * "plain": the same architecture written the plain Keras way
   (`keras.layers.GRU` defaults, `Dense`, `model.fit` on
   `tf.data.Dataset.from_tensor_slices(...).batch(...)`, every utterance fed
-  at 750 frames).
+  at 750 frames), with TF's default runtime.
+* "plain_tuned": "plain" under ours' runtime options (oneDNN, one thread
+  per op): how much of ours' lead is the runtime, not the code.
 * "torch": the same architecture in PyTorch (`nn.GRU`, `nn.Linear`, Adam,
   padded batches at 750 frames, eager). Only when `torch` is importable (it
   is not a dependency of the toolkit).
@@ -46,14 +51,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from tasks import datasets
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from common import constants  # noqa: E402 (after the path)
+from tasks import datasets  # noqa: E402
+
 MODELS = ("ARE", "TRE", "MDRE", "MDREA")
-VARIANTS = ("ours", "ours_jit", "ours_keras_gru", "plain", "torch")
+VARIANTS = ("ours", "ours_jit", "ours_keras_gru", "plain", "plain_tuned",
+            "torch")
+# Variants run with the binaries' runtime options (oneDNN kernels; ours
+# also sets train.py's --cpu_threads=auto threading).
+TUNED_RUNTIME = ("ours", "ours_jit", "plain_tuned")
 SERVE_FRAMES = 400
 BATCH = 128
 FRAMES = 750
@@ -611,7 +622,12 @@ def _profile(args):
 
 def _child(args):
     model_name, variant = args.child.split(":")
-    if variant == "plain":
+    if variant in ("plain", "plain_tuned"):
+        if variant == "plain_tuned":
+            from models import gru_recurrence
+
+            print(f"[bench] {gru_recurrence.configure_cpu_threads()}",
+                  file=sys.stderr)
         result = _plain(model_name, args)
     elif variant == "torch":
         result = _torch(model_name, args)
@@ -708,8 +724,12 @@ def main(argv):
         for variant in variants:
             command = [sys.executable, os.path.abspath(__file__),
                        f"--child={model_name}:{variant}"] + passthrough
+            env = dict(os.environ)
+            if variant in TUNED_RUNTIME:
+                # What the binaries give TF (apps/__init__.py).
+                env.update(constants.TF_RUNTIME_ENV)
             output = subprocess.run(command, capture_output=True, text=True,
-                                    cwd=REPO_ROOT, check=False)
+                                    cwd=REPO_ROOT, check=False, env=env)
             result_lines = [line for line in output.stdout.splitlines()
                             if line.startswith("RESULT ")]
             if output.returncode or not result_lines:

@@ -99,19 +99,19 @@ def _split_kernel(recurrent_kernel):
     return recurrent_kernel[:, :2 * units], recurrent_kernel[:, 2 * units:]
 
 
-def _forward(projected, recurrent_kernel, steps, active, keep_gates):
+def _forward(projected, recurrent_kernel, steps, active, keep_gates,
+             keep_states=True):
     """The forward loop over independent streams (lists, one per stream).
 
     Returns the states [T, B_i, H] of each stream (+ gate TensorArrays).
-    Steps >= `steps` are never run: their states are zeros.
+    Steps >= `steps` are never run: their states are zeros. Without
+    `keep_states`, returns the last carried states [B_i, H] instead.
     """
     units = recurrent_kernel.shape[0]
     gate_kernel, candidate_kernel = _split_kernel(recurrent_kernel)
     dtype = projected[0].dtype
     size = tf.shape(projected[0])[0]
     streams = range(len(projected))
-    inputs = [tf.TensorArray(dtype, size=size, element_shape=[None, 3 * units]
-                             ).unstack(stream) for stream in projected]
 
     def arrays(infer_shape=True):
         # Shrinking batches give steps of different row counts.
@@ -119,7 +119,8 @@ def _forward(projected, recurrent_kernel, steps, active, keep_gates):
                                element_shape=[None, units]) for _ in streams]
 
     def step(i, t, state):
-        x = inputs[i].read(t)
+        # A slice of the captured input, no per-step copy.
+        x = projected[i][t]
         previous = state
         if active is not None:
             rows = active[i][t]
@@ -138,7 +139,8 @@ def _forward(projected, recurrent_kernel, steps, active, keep_gates):
         # The streams share no op: the executor runs them side by side.
         results = [step(i, t, states[i]) for i in streams]
         new_states = [result[0] for result in results]
-        outputs = [outputs[i].write(t, new_states[i]) for i in streams]
+        if keep_states:
+            outputs = [outputs[i].write(t, new_states[i]) for i in streams]
         if keep_gates:
             z_gates, r_gates, candidates = (
                 [array[i].write(t, results[i][k]) for i in streams]
@@ -148,11 +150,13 @@ def _forward(projected, recurrent_kernel, steps, active, keep_gates):
 
     initial = [tf.zeros([tf.shape(stream)[1], units], dtype)
                for stream in projected]
-    _, _, outputs, z_gates, r_gates, candidates = tf.while_loop(
+    _, last, outputs, z_gates, r_gates, candidates = tf.while_loop(
         lambda t, *_: t < steps, body,
         (tf.constant(0), initial, arrays(), arrays(False), arrays(False),
          arrays(False)),
         maximum_iterations=size)
+    if not keep_states:
+        return last, None
     return ([output.stack() for output in outputs],
             (z_gates, r_gates, candidates))
 
@@ -279,15 +283,22 @@ def recurrence(projected, recurrent_kernel, steps, active=None):
     return _like(run(*streams, recurrent_kernel), several)
 
 
-def inference_recurrence(projected, recurrent_kernel, steps, active=None):
+def inference_recurrence(projected, recurrent_kernel, steps, active=None,
+                         final_only=False):
     """`recurrence` without keeping the gates; differentiated by TF.
 
     For inference: nothing is stored for a backward pass, and a gradient
-    (e.g. for attributions) still exists.
+    (e.g. for attributions) still exists. With `final_only` (needs
+    `active`: rows stop at their length and keep their state), returns
+    each row's final state [B, H] (a list with streams) and stores no
+    per-step states.
     """
+    if final_only and active is None:
+        raise ValueError("final_only needs `active`: without it rows step "
+                         "past their length.")
     streams, actives, several = _as_streams(projected, active)
     states, _ = _forward(streams, recurrent_kernel, steps, actives,
-                         keep_gates=False)
+                         keep_gates=False, keep_states=not final_only)
     return _like(states, several)
 
 
@@ -307,7 +318,8 @@ def _function(fn, recurrent_kernel, **kwargs):
     return _FUNCTIONS[key]
 
 
-def graph_inference_recurrence(projected, recurrent_kernel, steps, active):
+def graph_inference_recurrence(projected, recurrent_kernel, steps, active,
+                               final_only=False):
     """`inference_recurrence` as a function grappler does not inline.
 
     A while loop inlined into a `tf.cond` branch makes grappler's dependency
@@ -315,7 +327,8 @@ def graph_inference_recurrence(projected, recurrent_kernel, steps, active):
     """
     return _function(inference_recurrence, recurrent_kernel,
                      experimental_attributes={"_noinline": True})(
-                         projected, recurrent_kernel, steps, active)
+                         projected, recurrent_kernel, steps, active,
+                         final_only)
 
 
 # Frames are padded to a multiple of this before the compiled loop, so that

@@ -225,17 +225,47 @@ class TF1GRU(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         sequence, lengths = inputs
+        full_shape = sequence.shape
         frames = tf.shape(sequence)[1]
         lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, frames)
-        mask = tf.sequence_mask(lengths, frames)
+        if not _in_xla_context():
+            # Nothing past the batch's longest length is read: dropping it
+            # first saves most of the work on wide padding (text ids are
+            # 128 wide, most sentences under 40 tokens). XLA needs static
+            # shapes.
+            sequence = sequence[:, :tf.maximum(tf.reduce_max(lengths), 1)]
+        width = tf.shape(sequence)[1]
+        mask = tf.sequence_mask(lengths, width)
         sequence = self.input_dropout(sequence, training=training)
         # Padded frames never reach a used state; zeroing them keeps any
         # non-finite padding out of the (discarded) rows' arithmetic.
         sequence = tf.where(mask[:, :, None], sequence,
                             tf.zeros_like(sequence))
-        streams, rows = self._states(sequence, lengths, training)
-        # Final state: the state after step length−1, read in place (no
-        # per-step selects); zeros for length 0.
+        states, state = self._states(sequence, lengths, training)
+        state = tf.where((lengths > 0)[:, None], state,
+                         tf.zeros_like(state))
+        if not self.return_sequences:
+            return state
+        # States exist for the steps the loop ran (at least one); the
+        # outputs past the lengths are zeros, up to the input's width.
+        states = tf.transpose(states[:width], [1, 0, 2])
+        states = tf.pad(states, [[0, 0], [0, width - tf.shape(states)[1]],
+                                 [0, 0]])
+        outputs = tf.where(mask[:, :, None], states,
+                           tf.zeros_like(sequence[:, :, :1]))
+        outputs = self.output_dropout(outputs, training=training)
+        outputs = tf.pad(outputs, [[0, 0], [0, frames - width], [0, 0]])
+        outputs.set_shape(full_shape[:2] + (self.units,))
+        return outputs, state
+
+    def _in_batch_order(self, streams, rows, lengths):
+        """(states [T, B, H] or None, final state [B, H]), rows as given.
+
+        `streams`: states [T, B_i, H] of row groups whose batch rows are
+        `rows` (int32 [B_i] each). The final state is read in place at each
+        row's length − 1 (no per-step selects); the [T, B, H] states are
+        assembled only with `return_sequences`.
+        """
         finals = [tf.gather_nd(states, tf.stack(
             [tf.maximum(tf.gather(lengths, stream_rows) - 1, 0),
              tf.range(tf.shape(stream_rows)[0])], axis=1))
@@ -243,21 +273,18 @@ class TF1GRU(keras.layers.Layer):
         # Position of each batch row among the streams' rows.
         positions = tf.math.invert_permutation(tf.concat(rows, axis=0))
         state = tf.gather(tf.concat(finals, axis=0), positions)
-        state = tf.where((lengths > 0)[:, None], state,
-                         tf.zeros_like(state))
         if not self.return_sequences:
-            return state
-        states = tf.gather(tf.concat(streams, axis=1), positions, axis=1)
-        outputs = tf.where(mask[:, :, None], tf.transpose(states, [1, 0, 2]),
-                           tf.zeros_like(sequence[:, :, :1]))
-        outputs = self.output_dropout(outputs, training=training)
-        return outputs, state
+            return None, state
+        return tf.gather(tf.concat(streams, axis=1), positions, axis=1), state
 
     def _states(self, sequence, lengths, training):
-        """Time-major states [T, B_i, H] of row groups, and their rows.
+        """(Time-major states [T', B, H] or None, final state [B, H]).
 
-        Returns a list of state tensors and a list of int32 [B_i] batch
-        rows, one per stream (`gru_recurrence.stream_count`):
+        T' >= 1 is the number of steps run (T when lengths are all 0, when
+        call() has cropped `sequence` to the longest length). The states
+        are None
+        without `return_sequences`. The loop runs over
+        row groups, one per stream (`gru_recurrence.stream_count`):
 
         * Training sorts the batch by decreasing length, so that each step
           updates only the rows still inside their sequence, and deals the
@@ -280,10 +307,16 @@ class TF1GRU(keras.layers.Layer):
                                  tf.maximum(frames, 1))
         all_rows = [tf.range(tf.shape(lengths)[0])]
 
+        # The bias as one more kernel row, fed by a column of ones: the
+        # input projection and its bias in one matmul (and one gradient).
+        kernel_and_bias = tf.concat([kernel, bias[None]], axis=0)
+
         def project(sequence):
             # The input projection of every step in one matmul, time-major.
-            return tf.tensordot(tf.transpose(sequence, [1, 0, 2]), kernel,
-                                1) + bias
+            sequence = tf.transpose(sequence, [1, 0, 2])
+            ones = tf.ones_like(sequence[:, :, :1])
+            return tf.tensordot(tf.concat([sequence, ones], axis=2),
+                                kernel_and_bias, 1)
 
         def sorted_streams():
             order = tf.argsort(lengths, direction="DESCENDING", stable=True)
@@ -298,33 +331,51 @@ class TF1GRU(keras.layers.Layer):
             return rows, projected, active
 
         if _in_xla_context():
-            return [gru_recurrence.recurrence(project(sequence),
-                                              recurrent_kernel, steps)
-                    ], all_rows
+            return self._in_batch_order(
+                [gru_recurrence.recurrence(project(sequence),
+                                           recurrent_kernel, steps)],
+                all_rows, lengths)
         if training:
             rows, projected, active = sorted_streams()
-            return gru_recurrence.recurrence(projected, recurrent_kernel,
-                                             steps, active), rows
+            return self._in_batch_order(
+                gru_recurrence.recurrence(projected, recurrent_kernel, steps,
+                                          active), rows, lengths)
 
-        # Both branches give one [T, B, H] tensor and its rows, so that
-        # `tf.cond` can pick one by the batch size at run time.
+        # `tf.cond` picks a branch by the batch size at run time; both
+        # return the same structure (no states without return_sequences).
+        def pack(result):
+            return result if self.return_sequences else result[1]
+
+        def unpack(result):
+            return result if self.return_sequences else (None, result)
+
         def shrinking():
             rows, projected, active = sorted_streams()
-            states = gru_recurrence.graph_inference_recurrence(
-                projected, recurrent_kernel, steps, active)
-            return tf.concat(states, axis=1), tf.concat(rows, axis=0)
+            if not self.return_sequences:
+                # Rows stop at their length: the loop's last states are
+                # the final states; no per-step states are stored.
+                finals = gru_recurrence.graph_inference_recurrence(
+                    projected, recurrent_kernel, steps, active,
+                    final_only=True)
+                return tf.gather(tf.concat(finals, axis=0),
+                                 tf.math.invert_permutation(
+                                     tf.concat(rows, axis=0)))
+            return self._in_batch_order(
+                gru_recurrence.graph_inference_recurrence(
+                    projected, recurrent_kernel, steps, active),
+                rows, lengths)
 
         def compiled():
-            return (gru_recurrence.compiled_inference_recurrence(
-                project(sequence), recurrent_kernel, steps), all_rows[0])
+            return pack(self._in_batch_order(
+                [gru_recurrence.compiled_inference_recurrence(
+                    project(sequence), recurrent_kernel, steps)],
+                all_rows, lengths))
 
         if not COMPILED_INFERENCE_MAX_BATCH:
-            states, rows = shrinking()
-        else:
-            states, rows = tf.cond(
-                tf.shape(sequence)[0] <= COMPILED_INFERENCE_MAX_BATCH,
-                compiled, shrinking)
-        return [states], [rows]
+            return unpack(shrinking())
+        return unpack(tf.cond(
+            tf.shape(sequence)[0] <= COMPILED_INFERENCE_MAX_BATCH,
+            compiled, shrinking))
 
     def compute_output_shape(self, input_shape):
         sequence_shape = tuple(input_shape[0])

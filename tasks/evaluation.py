@@ -21,6 +21,7 @@ from models import training
 from tasks import datasets
 from tasks import folds
 from tasks import loading
+from tasks import model_setup
 from tasks import run_dir as run_files
 
 
@@ -70,9 +71,19 @@ def plot_confusion_matrix(matrix: Any, label_names: Sequence[str],
 def evaluate(run_dir: str, split: str = "test",
              data_dir: Optional[str] = None,
              output_dir: Optional[str] = None,
-             batch_size: int = 128) -> Dict[str, Any]:
-    """Evaluates `run_dir`'s model on `split`; returns the metrics dict."""
+             batch_size: int = 128,
+             cpu_threads: str = "auto") -> Dict[str, Any]:
+    """Evaluates `run_dir`'s model on `split`; returns the metrics dict.
+
+    `cpu_threads` as in training (`model_setup.CPU_THREADS`).
+    """
     run_files.check_settings(batch_size=batch_size)
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.exists(config_path):
+        # Before the model is built (TF's runtime starts there).
+        model_setup.configure_cpu_threads(
+            run_files.read_json(config_path)["model"]["name"], cpu_threads,
+            logging.info)
     model, config = loading.load_trained_model(run_dir)
     data_dir = data_dir or config["data"]["data_dir"]
     if folds.manifest_digest(data_dir) != config["data"]["digest"]:

@@ -3,13 +3,15 @@ fold implies (class count, vocabulary size, embedding width, train-split
 audio statistics, a side input's width, WordPiece tables) and the model with
 its GloVe embedding copied in."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import keras
 import numpy as np
 
 from common import constants
+from common.errors import RunError
 from models import bert_text_encoder
+from models import gru_recurrence
 from models import registry
 from preprocessing import input_pipeline
 from preprocessing import reference_arrays
@@ -140,3 +142,25 @@ def build_model(model_name: str, kwargs: Dict[str, Any],
         layer = model.get_layer("word_embedding")
         layer.embeddings.assign(np.asarray(fold.embedding, np.float32))
     return model
+
+
+# "auto": TF1GRU models (the Yoon family) on a CPU-only machine run one
+# thread per op and one GRU stream per core
+# (`gru_recurrence.configure_cpu_threads`); "tf_default": TF's own
+# threading (e.g. to share the machine with other processes).
+CPU_THREADS = ("auto", "tf_default")
+
+
+def configure_cpu_threads(model_name: str, mode: str,
+                          log: Callable[[str], None]) -> None:
+    """Applies `mode` (CPU_THREADS) for `model_name`; before TF starts.
+
+    Raises:
+        RunError: an unknown mode.
+    """
+    if mode not in CPU_THREADS:
+        raise RunError(f"cpu_threads must be one of {CPU_THREADS}, got "
+                       f"{mode!r}.")
+    if (mode == "auto" and model_name in registry.model_names()
+            and registry.spec(model_name).family == "yoon"):
+        log("[Info] " + gru_recurrence.configure_cpu_threads())

@@ -22,7 +22,6 @@ import keras
 from common import constants
 from models import bert_text_encoder
 from models import encoders
-from models import gru_recurrence
 from models import optimizers
 from models import registry
 from models import training
@@ -82,10 +81,6 @@ class TrainSettings:
     baseline_select: bool = True
 
 
-# "auto": TF1GRU models on a CPU-only machine run one thread per op and
-# one GRU stream per core (`gru_recurrence.configure_cpu_threads`);
-# "tf_default": TF's own threading.
-CPU_THREADS = ("auto", "tf_default")
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(
     TrainSettings))
 _RECIPE_OPTIONS = ("batch_size", "lr", "num_train_steps", "patience",
@@ -182,12 +177,8 @@ def train(settings: TrainSettings, options: Mapping[str, Any],
             "none" if class_weight is None else class_weight,
             recipe["speaker_norm"], log)
     batch_size, sampling = recipe["batch_size"], recipe["sampling"]
-    if s.cpu_threads not in CPU_THREADS:
-        raise run_files.RunError(f"cpu_threads must be one of {CPU_THREADS}"
-                                 f", got {s.cpu_threads!r}.")
-    if s.cpu_threads == "auto" and family == "yoon":
-        # Before TF's runtime starts: the GRU loops' streams need it.
-        log("[Info] " + gru_recurrence.configure_cpu_threads())
+    # Before TF's runtime starts: the GRU loops' streams need it.
+    model_setup.configure_cpu_threads(s.model, s.cpu_threads, log)
     # Before any TF op (multi_worker needs that) and before any output:
     # the global batch must split over the replicas.
     distribution = training.make_strategy(s.strategy)

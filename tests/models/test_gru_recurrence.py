@@ -68,7 +68,8 @@ PATHS = {"train": (True, False, 16, 1), "train_jit": (True, True, 16, 1),
 @pytest.mark.parametrize("path,return_sequences", [
     ("train", True), ("train", False), ("train_jit", True), ("serve", True),
     ("eval", True), ("eval", False), ("train_streams", True),
-    ("train_streams", False), ("eval_streams", True)])
+    ("train_streams", False), ("eval_streams", True),
+    ("eval_streams", False)])
 def test_outputs_and_gradients_match_keras_masked_gru(path, return_sequences,
                                                       monkeypatch):
     training, jit_compile, max_batch, streams = PATHS[path]
@@ -160,3 +161,39 @@ def test_cudnn_option_is_padding_invariant_and_learns():
     for _ in range(30):
         last = float(step())
     assert last < 0.5 * first
+
+
+@pytest.mark.parametrize("intra,inter,cores,expected", [
+    (0, 0, 2, 1),   # TF's default threading: one stream
+    (2, 2, 2, 1),
+    (1, 0, 3, 3),   # single-threaded ops: one stream per core ...
+    (1, 2, 8, 2)])  # ... or per inter-op thread when set
+def test_stream_count_follows_the_threading(monkeypatch, intra, inter,
+                                            cores, expected):
+    threading = tf.config.threading
+    monkeypatch.setattr(threading, "get_intra_op_parallelism_threads",
+                        lambda: intra)
+    monkeypatch.setattr(threading, "get_inter_op_parallelism_threads",
+                        lambda: inter)
+    monkeypatch.setattr(gru_recurrence, "_cores", lambda: cores)
+    assert gru_recurrence.stream_count() == expected
+
+
+def test_cpu_threads_cannot_change_once_tf_runs():
+    # This process already runs TF ops with TF's default threading: the
+    # settings stay, and the recurrence keeps one stream.
+    tf.constant(1.0) + 1.0
+    line = gru_recurrence.configure_cpu_threads()
+    assert line.startswith("CPU threading:")
+    assert gru_recurrence.stream_count() == 1
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_batch_of_empty_sequences_gives_zeros(training, monkeypatch):
+    monkeypatch.setattr(layers, "COMPILED_INFERENCE_MAX_BATCH", 0)
+    gru = _gru()
+    sequence, _ = _case()
+    outputs, state = gru([sequence, tf.zeros([6], tf.int32)],
+                         training=training)
+    assert outputs.shape == (6, 9, 5) and state.shape == (6, 5)
+    assert not np.any(outputs.numpy()) and not np.any(state.numpy())

@@ -31,6 +31,18 @@ def test_eval_covers_each_example_once_in_order(split):
                                   np.minimum(split.seq_len, 750))
 
 
+def test_only_finite_eval_datasets_turn_the_autotuner_off(split):
+    # The autotuner sporadically delays the end of a finite dataset by
+    # ~0.45 s (bench/README.md); training datasets are infinite.
+    def autotune(mode):
+        return input_pipeline.make_dataset(
+            split, 8, mode=mode).options().autotune.enabled
+
+    assert autotune("eval") is False
+    assert autotune("sample") is not False
+    assert autotune("epochs") is not False
+
+
 def test_shapes_dtypes_and_crop(split):
     features, label = next(iter(input_pipeline.make_dataset(
         split, 8, mode="eval", crop_multiple=50)))
