@@ -10,10 +10,5 @@ imported together (by the tests) without duplicate flag definitions.
 
 import os
 
-from common import constants
-
-# Before any module below imports TensorFlow: quiet its C++ start-up lines,
-# and the runtime options of the binaries (oneDNN kernels).
+# Before any module below imports TensorFlow: quiet its C++ start-up lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-for _name, _value in constants.TF_RUNTIME_ENV.items():
-    os.environ.setdefault(_name, _value)

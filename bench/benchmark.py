@@ -7,9 +7,9 @@ at batch 64) and peak RSS, for these variants:
 
 * "ours": `models.training.Trainer` + `preprocessing.input_pipeline` with
   the models as they are (TF1GRU's fast recurrence in one stream per core;
-  length-grouped evaluation; serving of only the real frames), under the
-  binaries' runtime options: oneDNN kernels (`constants.TF_RUNTIME_ENV`)
-  and train.py's `--cpu_threads=auto` (one thread per op).
+  length-grouped evaluation; serving of only the real frames), under
+  train.py's `--cpu_threads=auto` threading (one thread per op, one
+  inter-op thread per core).
 * "ours_jit": the same with `TrainConfig(jit_compile=True)`.
 * "ours_keras_gru": "ours" with TF1GRU computed the former way
   (`layers.reference_tf1_gru`, Keras' masked GRU), evaluation in split
@@ -19,8 +19,8 @@ at batch 64) and peak RSS, for these variants:
   (`keras.layers.GRU` defaults, `Dense`, `model.fit` on
   `tf.data.Dataset.from_tensor_slices(...).batch(...)`, every utterance fed
   at 750 frames), with TF's default runtime.
-* "plain_tuned": "plain" under ours' runtime options (oneDNN, one thread
-  per op): how much of ours' lead is the runtime, not the code.
+* "plain_tuned": "plain" under ours' threading (one thread per op): how
+  much of ours' lead is the threading, not the code.
 * "torch": the same architecture in PyTorch (`nn.GRU`, `nn.Linear`, Adam,
   padded batches at 750 frames, eager). Only when `torch` is importable (it
   is not a dependency of the toolkit).
@@ -56,15 +56,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import constants  # noqa: E402 (after the path)
-from tasks import datasets  # noqa: E402
+from tasks import datasets  # noqa: E402 (after the path)
 
 MODELS = ("ARE", "TRE", "MDRE", "MDREA")
 VARIANTS = ("ours", "ours_jit", "ours_keras_gru", "plain", "plain_tuned",
             "torch")
-# Variants run with the binaries' runtime options (oneDNN kernels; ours
-# also sets train.py's --cpu_threads=auto threading).
-TUNED_RUNTIME = ("ours", "ours_jit", "plain_tuned")
 SERVE_FRAMES = 400
 BATCH = 128
 FRAMES = 750
@@ -724,12 +720,8 @@ def main(argv):
         for variant in variants:
             command = [sys.executable, os.path.abspath(__file__),
                        f"--child={model_name}:{variant}"] + passthrough
-            env = dict(os.environ)
-            if variant in TUNED_RUNTIME:
-                # What the binaries give TF (apps/__init__.py).
-                env.update(constants.TF_RUNTIME_ENV)
             output = subprocess.run(command, capture_output=True, text=True,
-                                    cwd=REPO_ROOT, check=False, env=env)
+                                    cwd=REPO_ROOT, check=False)
             result_lines = [line for line in output.stdout.splitlines()
                             if line.startswith("RESULT ")]
             if output.returncode or not result_lines:

@@ -6,7 +6,7 @@ serving signatures), so a corpus with other shapes changes one argument,
 not a scattered literal.
 """
 
-from typing import Dict, Tuple
+from typing import Tuple
 
 SAMPLE_RATE: int = 16000
 """Hz. Waveforms are resampled to this rate before any feature."""
@@ -27,9 +27,3 @@ NUM_CLASSES: int = 4
 
 LABEL_NAMES: Tuple[str, ...] = ("angry", "happy", "sad", "neutral")
 """Label ids 0..3; IEMOCAP's "excited" is merged into "happy"."""
-
-TF_RUNTIME_ENV: Dict[str, str] = {"TF_ENABLE_ONEDNN_OPTS": "1"}
-"""Environment the binaries give TensorFlow (before it is imported; a value
-already set wins). TF enables oneDNN's CPU kernels by default only on some
-CPUs; on the project's AVX2 machine they make TF1GRU's loops 12–16% faster
-(bench/README.md). Only float rounding changes."""

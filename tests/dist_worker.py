@@ -141,7 +141,7 @@ def _run_trainer(args, log):
         num_train=len(splits["train"]))
     traces = {
         "train": trainer._last_train_step.experimental_get_tracing_count(),
-        "eval": trainer.evaluator._run.experimental_get_tracing_count(),
+        "eval": trainer.evaluator._run_step.experimental_get_tracing_count(),
     }
     return trainer, result, traces
 
