@@ -37,7 +37,7 @@ train steps) takes a few minutes on a quiet 2-core machine:
     python bench/benchmark.py
 
     python bench/benchmark.py --models=ARE,TRE,MDRE,MDREA \\
-        --variants=ours,ours_keras_gru,ours_jit,plain,torch
+        --variants=ours,ours_keras_gru,ours_jit,plain,plain_tuned,torch
 
 `--profile` instead times MDREA's parts (audio GRU, text GRU, attention and
 head, optimizer update, input pipeline) at the same shapes.
