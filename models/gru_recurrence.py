@@ -57,14 +57,24 @@ def stream_count():
     return max(1, inter if inter > 0 else _cores())
 
 
+# TF's own environment variables for its thread pools: when set, they win.
+THREAD_ENVIRONMENT = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
 def configure_cpu_threads():
     """Sets TF's CPU threading for the recurrence: one thread per op, one
     inter-op thread per core (so `stream_count` is the number of cores).
 
-    Only on a CPU-only machine with several cores, and only before TF's
-    runtime starts (the settings cannot change later). Returns a line
-    saying what was done, for the run's log.
+    Only on a CPU-only machine with several cores, without
+    TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS in the environment,
+    and only before TF's runtime starts (the settings cannot change
+    later). Returns a line saying what was done, for the run's log.
     """
+    chosen = [name for name in THREAD_ENVIRONMENT if os.environ.get(name)]
+    if chosen:
+        # The user sized TF's pools (e.g. to run jobs side by side).
+        return (f"CPU threading: as set by {', '.join(chosen)}; GRU "
+                f"streams: {stream_count()}.")
     cores = _cores()
     if cores < 2:
         return "CPU threading: TF default (1 core)."

@@ -197,3 +197,9 @@ def test_a_batch_of_empty_sequences_gives_zeros(training, monkeypatch):
                          training=training)
     assert outputs.shape == (6, 9, 5) and state.shape == (6, 5)
     assert not np.any(outputs.numpy()) and not np.any(state.numpy())
+
+
+def test_tf_thread_variables_in_the_environment_win(monkeypatch):
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1")
+    line = gru_recurrence.configure_cpu_threads()
+    assert line.startswith("CPU threading: as set by TF_NUM_INTEROP_THREADS")
