@@ -22,7 +22,10 @@ Here (same equations, same variables):
   their state;
 * the gradient is hand-written (`tf.custom_gradient`): the backward loop
   holds only the two transposed recurrent matmuls; the gradients of U
-  and of the projected inputs are one large matmul each after the loop.
+  and of the projected inputs are one large matmul each after the loop;
+* the batch may come as several independent row groups ("streams") that
+  one loop steps side by side, so that with single-threaded ops each core
+  runs one (`stream_count`, `configure_cpu_threads`).
 
 The caller reads the final state at each row's true length and masks the
 outputs (`TF1GRU.call`), so rows past their length never matter: their

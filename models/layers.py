@@ -246,14 +246,10 @@ class TF1GRU(keras.layers.Layer):
                          tf.zeros_like(state))
         if not self.return_sequences:
             return state
-        # States exist for the steps the loop ran (at least one); the
-        # outputs past the lengths are zeros, up to the input's width.
-        states = tf.transpose(states[:width], [1, 0, 2])
-        states = tf.pad(states, [[0, 0], [0, width - tf.shape(states)[1]],
-                                 [0, 0]])
-        outputs = tf.where(mask[:, :, None], states,
+        outputs = tf.where(mask[:, :, None], tf.transpose(states, [1, 0, 2]),
                            tf.zeros_like(sequence[:, :, :1]))
         outputs = self.output_dropout(outputs, training=training)
+        # Zeros again past the crop, up to the input's width.
         outputs = tf.pad(outputs, [[0, 0], [0, frames - width], [0, 0]])
         outputs.set_shape(full_shape[:2] + (self.units,))
         return outputs, state
@@ -278,12 +274,10 @@ class TF1GRU(keras.layers.Layer):
         return tf.gather(tf.concat(streams, axis=1), positions, axis=1), state
 
     def _states(self, sequence, lengths, training):
-        """(Time-major states [T', B, H] or None, final state [B, H]).
+        """(Time-major states [T, B, H] or None, final state [B, H]).
 
-        T' >= 1 is the number of steps run (T when lengths are all 0, when
-        call() has cropped `sequence` to the longest length). The states
-        are None
-        without `return_sequences`. The loop runs over
+        T is `sequence`'s width; steps past the longest length hold zeros.
+        The states are None without `return_sequences`. The loop runs over
         row groups, one per stream (`gru_recurrence.stream_count`):
 
         * Training sorts the batch by decreasing length, so that each step
