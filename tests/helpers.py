@@ -1,5 +1,10 @@
 """Small generated data for the tests (not collected as a test module)."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from models import registry
@@ -223,6 +228,34 @@ def write_separable_fold(path, sizes=(48, 16, 20), seed=0):
     reference_arrays.write_fold(str(path), splits, vocabulary, embedding,
                                 {"label_names": list(LABEL_NAMES)})
     return str(path)
+
+
+def write_fold_build(root, names, sizes=(32, 12, 12)):
+    """A build folder of separable folds `names` with its build summary
+    (`manifest.json`), as build_arrays writes one; returns its path."""
+    root = str(root)
+    for seed, name in enumerate(names):
+        write_separable_fold(os.path.join(root, name), sizes=sizes,
+                             seed=10 * seed)
+    with open(os.path.join(root, "manifest.json"), "w") as f:
+        json.dump({"folds": {name: {} for name in names}}, f)
+    return root
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_train_script(flags, result_file):
+    """Runs `python train.py FLAGS` as a user does; asserts it succeeded
+    and printed its result; returns the fields of the result file's first
+    line."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"),
+                           *flags], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[Result]" in done.stdout
+    with open(result_file) as f:
+        return f.read().splitlines()[0].split("\t")
 
 
 def for_model(model, **values):

@@ -19,13 +19,7 @@ FOLDS = ("fold_a", "fold_b", "fold_c")
 
 @pytest.fixture(scope="module")
 def fold_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("build"))
-    for seed, name in enumerate(FOLDS):
-        helpers.write_separable_fold(os.path.join(root, name),
-                                     sizes=(32, 12, 12), seed=10 * seed)
-    with open(os.path.join(root, "manifest.json"), "w") as f:
-        json.dump({"folds": {name: {} for name in FOLDS}}, f)
-    return root
+    return helpers.write_fold_build(tmp_path_factory.mktemp("build"), FOLDS)
 
 
 def test_flags_run_the_chosen_folds_and_print_the_table(fold_root, tmp_path,

@@ -5,8 +5,6 @@ end to end."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -274,20 +272,16 @@ def test_train_py_end_to_end(standin_dir, tmp_path):
                                          sizes=(24, 8, 8))
     run_dir = str(tmp_path / "run")
     result_file = str(tmp_path / "TEST_run_result.txt")
-    command = [sys.executable, os.path.join(ROOT, "train.py"),
-               "--model=TRANSFORMER_FUSION",
-               f"--text_encoder_handle={standin_dir}",
-               f"--data_dir={fold_dir}", f"--run_dir={run_dir}",
-               f"--result_file={result_file}", "--batch_size=8",
-               "--num_train_steps=3", "--hidden_dim_audio=4",
-               "--encoder_size_audio=60", "--hidden_units=8",
-               "--side_units=4", "--encoder_lr=1e-4", "--noexport"]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "[Result]" in done.stdout
-    with open(result_file) as f:
-        fields = f.read().splitlines()[0].split("\t")
+    fields = helpers.run_train_script([
+        "--model=TRANSFORMER_FUSION",
+        f"--text_encoder_handle={standin_dir}",
+        f"--data_dir={fold_dir}", f"--run_dir={run_dir}",
+        f"--result_file={result_file}", "--batch_size=8",
+        "--num_train_steps=3", "--hidden_dim_audio=4",
+        "--encoder_size_audio=60", "--encoder_lr=1e-4", "--noexport",
+        # Options of one model are no longer flags (issue 13).
+        "--model_override=hidden_units=8,side_units=4"
+    ], result_file)
     assert "_TE1pooled_lrE0.0001_" in fields[2]
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)

@@ -21,13 +21,7 @@ FOLDS = ("fold_a", "fold_b", "fold_c")
 
 def _build(root):
     """A build folder of three separable folds with a build summary."""
-    root = str(root)
-    for seed, name in enumerate(FOLDS):
-        helpers.write_separable_fold(os.path.join(root, name),
-                                     sizes=(32, 12, 12), seed=10 * seed)
-    with open(os.path.join(root, "manifest.json"), "w") as f:
-        json.dump({"folds": {name: {} for name in FOLDS}}, f)
-    return root
+    return helpers.write_fold_build(root, FOLDS)
 
 
 class _Killed(Exception):
