@@ -181,5 +181,7 @@ def test_reference_script_all_on_a_demo_fold(demo_fold, tmp_path):
         "ARE", "TRE", "MDRE", "MDREA", "BLSTM_SA_TEXT", "CNN_SPEC", "MMMF",
         "TRANSFORMER_FUSION", "TRANSFORMER_FUSION_BERT",
         "TRANSFORMER_FUSION_W2V2_BERT", "W2V2", "W2V2_TRE",
-        "W2V2_TREA", "ENSEMBLE_WEIGHTED", "ENSEMBLE_FEATURE"]
+        "W2V2_TREA", "ENSEMBLE_WEIGHTED", "ENSEMBLE_FEATURE",
+        # The classical baselines (issue 14) are rows of --all too.
+        "BASELINE_SVM", "BASELINE_LOGREG"]
     assert "| log-mel |" in _table_rows(stdout)["CNN_SPEC"]
