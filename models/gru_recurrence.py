@@ -12,17 +12,20 @@ matmul, the two recurrent matmuls and masking selects at every step, and a
 backward pass that accumulates the weight gradients one step at a time.
 Here (same equations, same variables):
 
-* the caller projects all steps at once (x·W + b, one matmul) and passes
-  the time-major result [T, B, 3H];
-* the loop holds only the two recurrent matmuls and runs `steps` times
-  (the batch's longest length), however wide the padded input is;
+* each step multiplies concat([x_t, h]) by the gate kernel and
+  concat([x_t, r ⊙ h]) by the candidate kernel, TF1's own two matmuls
+  (`joint_kernels`); the bias is a kernel row fed by a column of ones that
+  the caller appends to the time-major input [T, B, I];
+* the loop runs `steps` times (the batch's longest length), however wide
+  the padded input is;
 * with `active` (batch sorted by length, longest first), step t updates
   only the rows still inside their sequence, a contiguous prefix, so a
   batch costs Σ lengths rather than B · max length; the other rows keep
   their state;
 * the gradient is hand-written (`tf.custom_gradient`): the backward loop
-  holds only the two transposed recurrent matmuls; the gradients of U
-  and of the projected inputs are one large matmul each after the loop;
+  holds only the two transposed joint matmuls (which give the inputs'
+  gradient too); each kernel's gradient is one large matmul after the
+  loop;
 * the batch may come as several independent row groups ("streams") that
   one loop steps side by side, so that with single-threaded ops each core
   runs one (`stream_count`, `configure_cpu_threads`).
@@ -107,24 +110,33 @@ def step_counts(sorted_lengths, steps):
         axis=1)
 
 
-def _split_kernel(recurrent_kernel):
+def joint_kernels(kernel, recurrent_kernel):
+    """(gate kernel [I+H, 2H], candidate kernel [I+H, H]), as TF1 holds them.
+
+    TF1's `GRUCell` multiplies concat([x_t, h]) by one gate kernel and
+    concat([x_t, r ⊙ h]) by one candidate kernel; Keras splits the same
+    numbers into an input kernel [I, 3H] and a recurrent kernel [H, 3H].
+    Differentiable: the gradients flow back to the two Keras kernels.
+    """
     units = recurrent_kernel.shape[0]
-    return recurrent_kernel[:, :2 * units], recurrent_kernel[:, 2 * units:]
+    return (tf.concat([kernel[:, :2 * units],
+                       recurrent_kernel[:, :2 * units]], axis=0),
+            tf.concat([kernel[:, 2 * units:],
+                       recurrent_kernel[:, 2 * units:]], axis=0))
 
 
-def _forward(projected, recurrent_kernel, steps, active, keep_gates,
-             keep_states=True):
+def _forward(inputs, gate_kernel, candidate_kernel, steps, active,
+             keep_gates, keep_states=True):
     """The forward loop over independent streams (lists, one per stream).
 
     Returns the states [T, B_i, H] of each stream (+ gate TensorArrays).
     Steps >= `steps` are never run: their states are zeros. Without
     `keep_states`, returns the last carried states [B_i, H] instead.
     """
-    units = recurrent_kernel.shape[0]
-    gate_kernel, candidate_kernel = _split_kernel(recurrent_kernel)
-    dtype = projected[0].dtype
-    size = tf.shape(projected[0])[0]
-    streams = range(len(projected))
+    units = candidate_kernel.shape[1]
+    dtype = inputs[0].dtype
+    size = tf.shape(inputs[0])[0]
+    streams = range(len(inputs))
 
     def arrays(infer_shape=True):
         # Shrinking batches give steps of different row counts.
@@ -133,63 +145,65 @@ def _forward(projected, recurrent_kernel, steps, active, keep_gates,
 
     def step(i, t, state):
         # A slice of the captured input, no per-step copy.
-        x = projected[i][t]
+        x = inputs[i][t]
         previous = state
         if active is not None:
             rows = active[i][t]
             x, previous = x[:rows], state[:rows]
-        zr = tf.sigmoid(x[:, :2 * units] + tf.matmul(previous, gate_kernel))
-        z, r = zr[:, :units], zr[:, units:]
-        candidate = tf.tanh(x[:, 2 * units:]
-                            + tf.matmul(r * previous, candidate_kernel))
+        # The input's projection happens here, step by step, as in TF1:
+        # projecting all steps before the loop writes (and reads back) a
+        # [T, B, 3H] tensor, which cost more than the loop's own matmuls
+        # grow by (bench/README.md).
+        z, r = tf.split(tf.sigmoid(tf.matmul(
+            tf.concat([x, previous], axis=1), gate_kernel)), 2, axis=1)
+        candidate = tf.tanh(tf.matmul(
+            tf.concat([x, r * previous], axis=1), candidate_kernel))
         new = candidate + z * (previous - candidate)
         if active is not None:
             new = tf.concat([new, state[rows:]], axis=0)
             new.set_shape(state.shape)
         return new, z, r, candidate
 
-    def body(t, states, outputs, z_gates, r_gates, candidates):
+    def body(t, states, outputs, gates):
         # The streams share no op: the executor runs them side by side.
         results = [step(i, t, states[i]) for i in streams]
         new_states = [result[0] for result in results]
         if keep_states:
             outputs = [outputs[i].write(t, new_states[i]) for i in streams]
         if keep_gates:
-            z_gates, r_gates, candidates = (
-                [array[i].write(t, results[i][k]) for i in streams]
-                for k, array in ((1, z_gates), (2, r_gates),
-                                 (3, candidates)))
-        return t + 1, new_states, outputs, z_gates, r_gates, candidates
+            gates = tuple([array[i].write(t, results[i][k]) for i in streams]
+                          for k, array in enumerate(gates, 1))
+        return t + 1, new_states, outputs, gates
 
     initial = [tf.zeros([tf.shape(stream)[1], units], dtype)
-               for stream in projected]
-    _, last, outputs, z_gates, r_gates, candidates = tf.while_loop(
+               for stream in inputs]
+    # Only what is kept travels through the loop.
+    _, last, outputs, gates = tf.while_loop(
         lambda t, *_: t < steps, body,
-        (tf.constant(0), initial, arrays(), arrays(False), arrays(False),
-         arrays(False)),
+        (tf.constant(0), initial, arrays() if keep_states else [],
+         tuple(arrays(False) for _ in range(3)) if keep_gates else ()),
         maximum_iterations=size)
     if not keep_states:
         return last, None
-    return ([output.stack() for output in outputs],
-            (z_gates, r_gates, candidates))
+    return [output.stack() for output in outputs], gates
 
 
-def _backward(projected, recurrent_kernel, steps, active, states, gates,
-              d_states):
-    """Gradients of (projected (list), recurrent_kernel) given d(states)."""
-    units = recurrent_kernel.shape[0]
-    gate_kernel, candidate_kernel = _split_kernel(recurrent_kernel)
+def _backward(inputs, gate_kernel, candidate_kernel, steps, active, states,
+              gates, d_states):
+    """Gradients of (inputs (list), gate kernel, candidate kernel)."""
+    width, units = inputs[0].shape[2], candidate_kernel.shape[1]
     gate_kernel_t = tf.transpose(gate_kernel)
     candidate_kernel_t = tf.transpose(candidate_kernel)
-    dtype = projected[0].dtype
-    size = tf.shape(projected[0])[0]
-    streams = range(len(projected))
+    dtype = inputs[0].dtype
+    size = tf.shape(inputs[0])[0]
+    streams = range(len(inputs))
     z_gates, r_gates, candidates = gates
     previous_states = [tf.concat([tf.zeros_like(stream[:1]), stream[:-1]], 0)
                        for stream in states]
 
-    def arrays(width):
-        return [tf.TensorArray(dtype, size=size, element_shape=[None, width])
+    def arrays(columns):
+        return [tf.TensorArray(dtype, size=size,
+                               element_shape=[None, columns])
                 for _ in streams]
 
     def step(i, t, d_state):
@@ -203,68 +217,71 @@ def _backward(projected, recurrent_kernel, steps, active, states, gates,
         candidate = candidates[i].read(t)
         d_z = d_new * (previous - candidate) * z * (1.0 - z)
         d_c = d_new * (1.0 - z) * (1.0 - candidate * candidate)
-        d_reset = tf.matmul(d_c, candidate_kernel_t)
+        d_x_candidate, d_reset = tf.split(
+            tf.matmul(d_c, candidate_kernel_t), [width, units], axis=1)
         d_r = d_reset * previous * r * (1.0 - r)
         d_zr = tf.concat([d_z, d_r], axis=1)
-        d_previous = (d_new * z + d_reset * r
-                      + tf.matmul(d_zr, gate_kernel_t))
+        d_x_gate, d_h_gate = tf.split(
+            tf.matmul(d_zr, gate_kernel_t), [width, units], axis=1)
+        d_previous = d_new * z + d_reset * r + d_h_gate
+        d_x = d_x_gate + d_x_candidate
         reset = r * previous
         if active is not None:
             d_previous = tf.concat([d_previous, d_state[rows:]], axis=0)
             d_previous.set_shape(d_state.shape)
             padding = [[0, tf.shape(d_state)[0] - rows], [0, 0]]
-            d_zr, d_c, reset = (tf.pad(d_zr, padding), tf.pad(d_c, padding),
-                                tf.pad(reset, padding))
-        return d_previous, d_zr, d_c, reset
+            d_zr, d_c, reset, d_x = (
+                tf.pad(value, padding) for value in (d_zr, d_c, reset, d_x))
+        return d_previous, d_zr, d_c, reset, d_x
 
-    def body(t, d_state, d_zr_all, d_c_all, reset_all):
+    def body(t, d_state, written):
         results = [step(i, t, d_state[i]) for i in streams]
         return (t - 1, [result[0] for result in results],
-                [d_zr_all[i].write(t, results[i][1]) for i in streams],
-                [d_c_all[i].write(t, results[i][2]) for i in streams],
-                [reset_all[i].write(t, results[i][3]) for i in streams])
+                tuple([array[i].write(t, results[i][k]) for i in streams]
+                      for k, array in enumerate(written, 1)))
 
-    _, _, d_zr_all, d_c_all, reset_all = tf.while_loop(
+    _, _, (d_zr_all, d_c_all, reset_all, d_x_all) = tf.while_loop(
         lambda t, *_: t >= 0, body,
         (steps - 1, [tf.zeros_like(stream[0]) for stream in states],
-         arrays(2 * units), arrays(units), arrays(units)),
+         (arrays(2 * units), arrays(units), arrays(units), arrays(width))),
         maximum_iterations=size)
 
-    def flat(value, width):
-        return tf.reshape(value, [-1, width])
+    def flat(value):
+        return tf.reshape(value, [-1, value.shape[-1]])
 
-    d_projected, d_kernels = [], []
+    d_inputs, d_gate_kernels, d_candidate_kernels = [], [], []
     for i in streams:
         # Steps >= `steps` were not written: they stack as zeros.
-        d_zr, d_c = d_zr_all[i].stack(), d_c_all[i].stack()
-        d_gate_kernel = tf.matmul(flat(previous_states[i], units),
-                                  flat(d_zr, 2 * units), transpose_a=True)
-        d_candidate_kernel = tf.matmul(flat(reset_all[i].stack(), units),
-                                       flat(d_c, units), transpose_a=True)
-        d_projected.append(tf.concat([d_zr, d_c], axis=2))
-        d_kernels.append(tf.concat([d_gate_kernel, d_candidate_kernel],
-                                   axis=1))
-    return d_projected, tf.add_n(d_kernels)
+        d_gate_kernels.append(tf.matmul(
+            flat(tf.concat([inputs[i], previous_states[i]], axis=2)),
+            flat(d_zr_all[i].stack()), transpose_a=True))
+        d_candidate_kernels.append(tf.matmul(
+            flat(tf.concat([inputs[i], reset_all[i].stack()], axis=2)),
+            flat(d_c_all[i].stack()), transpose_a=True))
+        d_inputs.append(d_x_all[i].stack())
+    return d_inputs, tf.add_n(d_gate_kernels), tf.add_n(d_candidate_kernels)
 
 
-def _as_streams(projected, active):
+def _as_streams(inputs, active):
     """(list of streams, list of actives or None, whether it was a list)."""
-    if isinstance(projected, (list, tuple)):
-        return list(projected), None if active is None else list(active), True
-    return [projected], None if active is None else [active], False
+    if isinstance(inputs, (list, tuple)):
+        return list(inputs), None if active is None else list(active), True
+    return [inputs], None if active is None else [active], False
 
 
 def _like(states, several):
     return states if several else states[0]
 
 
-def recurrence(projected, recurrent_kernel, steps, active=None):
-    """All GRU states of a time-major, pre-projected batch.
+def recurrence(inputs, kernel, recurrent_kernel, steps, active=None):
+    """All GRU states of a time-major batch.
 
     Args:
-        projected: float [T, B, 3H]: x_t·W + b for every step. Or a list
-            of such tensors, one per stream: independent row groups that
-            one loop steps side by side (see `stream_count`).
+        inputs: float [T, B, I]. Or a list of such tensors, one per
+            stream: independent row groups that one loop steps side by
+            side (see `stream_count`).
+        kernel: float [I, 3H], Keras layout [z, r, h]. A bias is a kernel
+            row fed by a column of ones in `inputs` (one matmul for both).
         recurrent_kernel: float [H, 3H], Keras layout [z, r, h].
         steps: int32 scalar in [1, T]. Steps to run (steps >= it stay 0).
         active: int32 [steps] or None (a list of them with streams). With a
@@ -277,27 +294,30 @@ def recurrence(projected, recurrent_kernel, steps, active=None):
         past their length hold values that the caller must not use (their
         gradient is zero anyway).
     """
-    streams, actives, several = _as_streams(projected, active)
+    streams, actives, several = _as_streams(inputs, active)
     count = len(streams)
 
     @tf.custom_gradient
     def run(*arguments):
-        inputs, kernel = list(arguments[:count]), arguments[count]
-        states, gates = _forward(inputs, kernel, steps, actives,
-                                 keep_gates=True)
+        inputs, (gate_kernel, candidate_kernel) = (
+            list(arguments[:count]), arguments[count:])
+        states, gates = _forward(inputs, gate_kernel, candidate_kernel,
+                                 steps, actives, keep_gates=True)
 
         def gradient(*d_states):
-            d_inputs, d_kernel = _backward(inputs, kernel, steps, actives,
-                                           states, gates, list(d_states))
-            return d_inputs + [d_kernel]
+            d_inputs, d_gate, d_candidate = _backward(
+                inputs, gate_kernel, candidate_kernel, steps, actives,
+                states, gates, list(d_states))
+            return d_inputs + [d_gate, d_candidate]
 
         return states, gradient
 
-    return _like(run(*streams, recurrent_kernel), several)
+    return _like(run(*streams, *joint_kernels(kernel, recurrent_kernel)),
+                 several)
 
 
-def inference_recurrence(projected, recurrent_kernel, steps, active=None,
-                         final_only=False):
+def inference_recurrence(inputs, kernel, recurrent_kernel, steps,
+                         active=None, final_only=False):
     """`recurrence` without keeping the gates; differentiated by TF.
 
     For inference: nothing is stored for a backward pass, and a gradient
@@ -309,38 +329,40 @@ def inference_recurrence(projected, recurrent_kernel, steps, active=None,
     if final_only and active is None:
         raise ValueError("final_only needs `active`: without it rows step "
                          "past their length.")
-    streams, actives, several = _as_streams(projected, active)
-    states, _ = _forward(streams, recurrent_kernel, steps, actives,
-                         keep_gates=False, keep_states=not final_only)
+    streams, actives, several = _as_streams(inputs, active)
+    states, _ = _forward(streams, *joint_kernels(kernel, recurrent_kernel),
+                         steps, actives, keep_gates=False,
+                         keep_states=not final_only)
     return _like(states, several)
 
 
 _FUNCTIONS = {}
 
 
-def _function(fn, recurrent_kernel, **kwargs):
-    """One tf.function of `fn` per (H, dtype), retracing on batch and time.
+def _function(fn, kernel, recurrent_kernel, **kwargs):
+    """One tf.function of `fn` per (I, H, dtype), retracing on batch and time.
 
     `reduce_retracing` relaxes the batch and frame sizes after a second
-    shape; keying on H keeps the units static (the loop needs them).
+    shape; keying on I and H keeps the feature sizes static (the loop
+    needs them).
     """
-    key = (fn, recurrent_kernel.shape[0], recurrent_kernel.dtype,
-           tuple(sorted(kwargs)))
+    key = (fn, tuple(kernel.shape), recurrent_kernel.shape[0],
+           recurrent_kernel.dtype, tuple(sorted(kwargs)))
     if key not in _FUNCTIONS:
         _FUNCTIONS[key] = tf.function(fn, reduce_retracing=True, **kwargs)
     return _FUNCTIONS[key]
 
 
-def graph_inference_recurrence(projected, recurrent_kernel, steps, active,
-                               final_only=False):
+def graph_inference_recurrence(inputs, kernel, recurrent_kernel, steps,
+                               active, final_only=False):
     """`inference_recurrence` as a function grappler does not inline.
 
     A while loop inlined into a `tf.cond` branch makes grappler's dependency
     optimizer log "topological sort failed" errors (harmless, but alarming).
     """
-    return _function(inference_recurrence, recurrent_kernel,
+    return _function(inference_recurrence, kernel, recurrent_kernel,
                      experimental_attributes={"_noinline": True})(
-                         projected, recurrent_kernel, steps, active,
+                         inputs, kernel, recurrent_kernel, steps, active,
                          final_only)
 
 
@@ -350,7 +372,7 @@ def graph_inference_recurrence(projected, recurrent_kernel, steps, active,
 COMPILE_FRAME_MULTIPLE = 64
 
 
-def compiled_inference_recurrence(projected, recurrent_kernel, steps):
+def compiled_inference_recurrence(inputs, kernel, recurrent_kernel, steps):
     """`inference_recurrence` over all rows, XLA-compiled.
 
     At batch 1 a step is a few tiny ops, so graph-mode per-op overhead
@@ -360,22 +382,28 @@ def compiled_inference_recurrence(projected, recurrent_kernel, steps):
     """
 
     @tf.custom_gradient
-    def run(projected, recurrent_kernel):
-        frames = tf.shape(projected)[0]
+    def run(inputs, gate_kernel, candidate_kernel):
+        frames = tf.shape(inputs)[0]
         padded = -(-frames // COMPILE_FRAME_MULTIPLE) * COMPILE_FRAME_MULTIPLE
-        states = _function(inference_recurrence, recurrent_kernel,
+        states = _function(_compiled_forward, gate_kernel, candidate_kernel,
                            jit_compile=True)(
-            tf.pad(projected, [[0, padded - frames], [0, 0], [0, 0]]),
-            recurrent_kernel, steps)[:frames]
+            tf.pad(inputs, [[0, padded - frames], [0, 0], [0, 0]]),
+            gate_kernel, candidate_kernel, steps)[:frames]
 
         def gradient(d_states):
-            again, gates = _forward([projected], recurrent_kernel, steps,
-                                    None, keep_gates=True)
-            (d_projected,), d_kernel = _backward(
-                [projected], recurrent_kernel, steps, None, again, gates,
-                [d_states])
-            return d_projected, d_kernel
+            again, gates = _forward([inputs], gate_kernel, candidate_kernel,
+                                    steps, None, keep_gates=True)
+            (d_inputs,), d_gate, d_candidate = _backward(
+                [inputs], gate_kernel, candidate_kernel, steps, None, again,
+                gates, [d_states])
+            return d_inputs, d_gate, d_candidate
 
         return states, gradient
 
-    return run(projected, recurrent_kernel)
+    return run(inputs, *joint_kernels(kernel, recurrent_kernel))
+
+
+def _compiled_forward(inputs, gate_kernel, candidate_kernel, steps):
+    (states,), _ = _forward([inputs], gate_kernel, candidate_kernel, steps,
+                            None, keep_gates=False)
+    return states

@@ -302,38 +302,37 @@ class TF1GRU(keras.layers.Layer):
         all_rows = [tf.range(tf.shape(lengths)[0])]
 
         # The bias as one more kernel row, fed by a column of ones: the
-        # input projection and its bias in one matmul (and one gradient).
+        # input's matmul and its bias in one (and one gradient).
         kernel_and_bias = tf.concat([kernel, bias[None]], axis=0)
 
-        def project(sequence):
-            # The input projection of every step in one matmul, time-major.
+        def time_major(sequence):
             sequence = tf.transpose(sequence, [1, 0, 2])
-            ones = tf.ones_like(sequence[:, :, :1])
-            return tf.tensordot(tf.concat([sequence, ones], axis=2),
-                                kernel_and_bias, 1)
+            return tf.concat([sequence, tf.ones_like(sequence[:, :, :1])],
+                             axis=2)
 
         def sorted_streams():
             order = tf.argsort(lengths, direction="DESCENDING", stable=True)
             count = gru_recurrence.stream_count()
             rows = [order[i::count] for i in range(count)]
-            # Each stream projects its own rows: one matmul per core.
-            projected = [project(tf.gather(sequence, stream_rows))
-                         for stream_rows in rows]
+            inputs = [time_major(tf.gather(sequence, stream_rows))
+                      for stream_rows in rows]
             active = [gru_recurrence.step_counts(
                 tf.gather(lengths, stream_rows), steps)
                 for stream_rows in rows]
-            return rows, projected, active
+            return rows, inputs, active
 
         if _in_xla_context():
             return self._in_batch_order(
-                [gru_recurrence.recurrence(project(sequence),
-                                           recurrent_kernel, steps)],
+                [gru_recurrence.recurrence(time_major(sequence),
+                                           kernel_and_bias, recurrent_kernel,
+                                           steps)],
                 all_rows, lengths)
         if training:
-            rows, projected, active = sorted_streams()
+            rows, inputs, active = sorted_streams()
             return self._in_batch_order(
-                gru_recurrence.recurrence(projected, recurrent_kernel, steps,
-                                          active), rows, lengths)
+                gru_recurrence.recurrence(inputs, kernel_and_bias,
+                                          recurrent_kernel, steps, active),
+                rows, lengths)
 
         # `tf.cond` picks a branch by the batch size at run time; both
         # return the same structure (no states without return_sequences).
@@ -344,25 +343,27 @@ class TF1GRU(keras.layers.Layer):
             return result if self.return_sequences else (None, result)
 
         def shrinking():
-            rows, projected, active = sorted_streams()
+            rows, inputs, active = sorted_streams()
             if not self.return_sequences:
                 # Rows stop at their length: the loop's last states are
                 # the final states; no per-step states are stored.
                 finals = gru_recurrence.graph_inference_recurrence(
-                    projected, recurrent_kernel, steps, active,
+                    inputs, kernel_and_bias, recurrent_kernel, steps, active,
                     final_only=True)
                 return tf.gather(tf.concat(finals, axis=0),
                                  tf.math.invert_permutation(
                                      tf.concat(rows, axis=0)))
             return self._in_batch_order(
                 gru_recurrence.graph_inference_recurrence(
-                    projected, recurrent_kernel, steps, active),
+                    inputs, kernel_and_bias, recurrent_kernel, steps,
+                    active),
                 rows, lengths)
 
         def compiled():
             return pack(self._in_batch_order(
                 [gru_recurrence.compiled_inference_recurrence(
-                    project(sequence), recurrent_kernel, steps)],
+                    time_major(sequence), kernel_and_bias, recurrent_kernel,
+                    steps)],
                 all_rows, lengths))
 
         if not COMPILED_INFERENCE_MAX_BATCH:
