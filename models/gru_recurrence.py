@@ -38,6 +38,7 @@ gradient is exactly zero.
 import os
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 
 def _cores():
@@ -125,23 +126,55 @@ def joint_kernels(kernel, recurrent_kernel):
                        recurrent_kernel[:, 2 * units:]], axis=0))
 
 
+def in_xla_context():
+    """True while tracing inside an XLA-compiled (jit_compile) function.
+
+    XLA needs static shapes, so `TF1GRU` then updates every row at every
+    step instead of only the rows still inside their sequence.
+    """
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph())
+
+
+def _record_size(inputs, steps):
+    # Records of a shrinking batch are concatenated, so every entry must be
+    # written: `steps` of them. XLA needs a static size: the input's frames
+    # (unwritten entries are zeros there).
+    return tf.shape(inputs)[0] if in_xla_context() else steps
+
+
+def _rows(array, ragged):
+    """A TensorArray of [rows_t, C] records as one [Σ rows_t, C] tensor."""
+    if ragged:
+        return array.concat()
+    stacked = array.stack()
+    return tf.reshape(stacked, [-1, stacked.shape[-1]])
+
+
 def _forward(inputs, gate_kernel, candidate_kernel, steps, active,
-             keep_gates, keep_states=True):
+             keep_records, keep_states=True):
     """The forward loop over independent streams (lists, one per stream).
 
-    Returns the states [T, B_i, H] of each stream (+ gate TensorArrays).
-    Steps >= `steps` are never run: their states are zeros. Without
-    `keep_states`, returns the last carried states [B_i, H] instead.
+    Returns the states [T, B_i, H] of each stream and, with
+    `keep_records`, what the backward pass reads: TensorArrays (one per
+    stream) of each step's gate input [x, h], candidate input [x, r ⊙ h],
+    gates [z, r] and candidate, rows as stepped. Steps >= `steps` are never
+    run: their states are zeros. Without `keep_states`, returns the last
+    carried states [B_i, H] instead.
     """
-    units = candidate_kernel.shape[1]
+    width, units = inputs[0].shape[2], candidate_kernel.shape[1]
     dtype = inputs[0].dtype
     size = tf.shape(inputs[0])[0]
+    record_size = _record_size(inputs[0], steps)
     streams = range(len(inputs))
 
-    def arrays(infer_shape=True):
-        # Shrinking batches give steps of different row counts.
-        return [tf.TensorArray(dtype, size=size, infer_shape=infer_shape,
-                               element_shape=[None, units]) for _ in streams]
+    def arrays(columns, count):
+        # Shrinking batches give steps of different row counts. The
+        # backward pass reads gate inputs twice (eager reads would clear).
+        return [tf.TensorArray(dtype, size=count, infer_shape=False,
+                               element_shape=[None, columns],
+                               clear_after_read=False)
+                for _ in streams]
 
     def step(i, t, state):
         # A slice of the captured input, no per-step copy.
@@ -150,89 +183,93 @@ def _forward(inputs, gate_kernel, candidate_kernel, steps, active,
         if active is not None:
             rows = active[i][t]
             x, previous = x[:rows], state[:rows]
-        # The input's projection happens here, step by step, as in TF1:
+        # The input is multiplied here, step by step, as in TF1:
         # projecting all steps before the loop writes (and reads back) a
-        # [T, B, 3H] tensor, which cost more than the loop's own matmuls
-        # grow by (bench/README.md).
-        z, r = tf.split(tf.sigmoid(tf.matmul(
-            tf.concat([x, previous], axis=1), gate_kernel)), 2, axis=1)
-        candidate = tf.tanh(tf.matmul(
-            tf.concat([x, r * previous], axis=1), candidate_kernel))
+        # [T, B, 3H] tensor, which cost more than the loop's matmuls grow
+        # by (bench/README.md).
+        gate_input = tf.concat([x, previous], axis=1)
+        gates = tf.sigmoid(tf.matmul(gate_input, gate_kernel))
+        z, r = tf.split(gates, 2, axis=1)
+        candidate_input = tf.concat([x, r * previous], axis=1)
+        candidate = tf.tanh(tf.matmul(candidate_input, candidate_kernel))
         new = candidate + z * (previous - candidate)
         if active is not None:
             new = tf.concat([new, state[rows:]], axis=0)
             new.set_shape(state.shape)
-        return new, z, r, candidate
+        return new, (gate_input, candidate_input, gates, candidate)
 
-    def body(t, states, outputs, gates):
+    def body(t, states, outputs, records):
         # The streams share no op: the executor runs them side by side.
         results = [step(i, t, states[i]) for i in streams]
         new_states = [result[0] for result in results]
         if keep_states:
             outputs = [outputs[i].write(t, new_states[i]) for i in streams]
-        if keep_gates:
-            gates = tuple([array[i].write(t, results[i][k]) for i in streams]
-                          for k, array in enumerate(gates, 1))
-        return t + 1, new_states, outputs, gates
+        if keep_records:
+            records = tuple(
+                [array[i].write(t, results[i][1][k]) for i in streams]
+                for k, array in enumerate(records))
+        return t + 1, new_states, outputs, records
 
     initial = [tf.zeros([tf.shape(stream)[1], units], dtype)
                for stream in inputs]
     # Only what is kept travels through the loop.
-    _, last, outputs, gates = tf.while_loop(
+    _, last, outputs, records = tf.while_loop(
         lambda t, *_: t < steps, body,
-        (tf.constant(0), initial, arrays() if keep_states else [],
-         tuple(arrays(False) for _ in range(3)) if keep_gates else ()),
+        (tf.constant(0), initial, arrays(units, size) if keep_states else [],
+         tuple(arrays(columns, record_size) for columns in (
+             width + units, width + units, 2 * units, units))
+         if keep_records else ()),
         maximum_iterations=size)
     if not keep_states:
         return last, None
-    return [output.stack() for output in outputs], gates
+    return [output.stack() for output in outputs], records
 
 
-def _backward(inputs, gate_kernel, candidate_kernel, steps, active, states,
-              gates, d_states):
-    """Gradients of (inputs (list), gate kernel, candidate kernel)."""
+def _backward(inputs, gate_kernel, candidate_kernel, steps, active, records,
+              d_states):
+    """Gradients of (inputs (list), gate kernel, candidate kernel).
+
+    The loop carries d(state) back through the recurrent halves of the
+    kernels only; the kernels' gradients and the inputs' gradient are
+    matmuls over all recorded rows after it (TF prunes the inputs' one
+    when nothing uses it, e.g. for MFCC).
+    """
     width, units = inputs[0].shape[2], candidate_kernel.shape[1]
-    gate_kernel_t = tf.transpose(gate_kernel)
-    candidate_kernel_t = tf.transpose(candidate_kernel)
+    ragged = active is not None
+    gate_recurrent_t = tf.transpose(gate_kernel[width:])
+    candidate_recurrent_t = tf.transpose(candidate_kernel[width:])
     dtype = inputs[0].dtype
     size = tf.shape(inputs[0])[0]
+    record_size = _record_size(inputs[0], steps)
     streams = range(len(inputs))
-    z_gates, r_gates, candidates = gates
-    previous_states = [tf.concat([tf.zeros_like(stream[:1]), stream[:-1]], 0)
-                       for stream in states]
+    gate_inputs, candidate_inputs, gate_records, candidates = records
 
     def arrays(columns):
-        return [tf.TensorArray(dtype, size=size,
+        return [tf.TensorArray(dtype, size=record_size, infer_shape=False,
                                element_shape=[None, columns])
                 for _ in streams]
 
     def step(i, t, d_state):
         d_state = d_state + d_states[i][t]
-        previous = previous_states[i][t]
         d_new = d_state
-        if active is not None:
+        if ragged:
             rows = active[i][t]
-            previous, d_new = previous[:rows], d_state[:rows]
-        z, r = z_gates[i].read(t), r_gates[i].read(t)
+            d_new = d_state[:rows]
+        gates = gate_records[i].read(t)
+        z, r = tf.split(gates, 2, axis=1)
         candidate = candidates[i].read(t)
-        d_z = d_new * (previous - candidate) * z * (1.0 - z)
-        d_c = d_new * (1.0 - z) * (1.0 - candidate * candidate)
-        d_x_candidate, d_reset = tf.split(
-            tf.matmul(d_c, candidate_kernel_t), [width, units], axis=1)
-        d_r = d_reset * previous * r * (1.0 - r)
-        d_zr = tf.concat([d_z, d_r], axis=1)
-        d_x_gate, d_h_gate = tf.split(
-            tf.matmul(d_zr, gate_kernel_t), [width, units], axis=1)
-        d_previous = d_new * z + d_reset * r + d_h_gate
-        d_x = d_x_gate + d_x_candidate
-        reset = r * previous
-        if active is not None:
+        previous = gate_inputs[i].read(t)[:, width:]
+        # d(pre-activations), through σ' and tanh' from their outputs.
+        d_candidate = tf.raw_ops.TanhGrad(y=candidate, dy=d_new - d_new * z)
+        d_reset = tf.matmul(d_candidate, candidate_recurrent_t)
+        d_gates = tf.raw_ops.SigmoidGrad(y=gates, dy=tf.concat(
+            [d_new * (previous - candidate), d_reset * previous], axis=1))
+        d_previous = (d_new * z + d_reset * r
+                      + tf.matmul(d_gates, gate_recurrent_t))
+        if ragged:
             d_previous = tf.concat([d_previous, d_state[rows:]], axis=0)
             d_previous.set_shape(d_state.shape)
-            padding = [[0, tf.shape(d_state)[0] - rows], [0, 0]]
-            d_zr, d_c, reset, d_x = (
-                tf.pad(value, padding) for value in (d_zr, d_c, reset, d_x))
-        return d_previous, d_zr, d_c, reset, d_x
+        return d_previous, d_gates, d_candidate
 
     def body(t, d_state, written):
         results = [step(i, t, d_state[i]) for i in streams]
@@ -240,25 +277,35 @@ def _backward(inputs, gate_kernel, candidate_kernel, steps, active, states,
                 tuple([array[i].write(t, results[i][k]) for i in streams]
                       for k, array in enumerate(written, 1)))
 
-    _, _, (d_zr_all, d_c_all, reset_all, d_x_all) = tf.while_loop(
+    _, _, (d_gates_all, d_candidates_all) = tf.while_loop(
         lambda t, *_: t >= 0, body,
-        (steps - 1, [tf.zeros_like(stream[0]) for stream in states],
-         (arrays(2 * units), arrays(units), arrays(units), arrays(width))),
+        (steps - 1, [tf.zeros_like(d_stream[0]) for d_stream in d_states],
+         (arrays(2 * units), arrays(units))),
         maximum_iterations=size)
-
-    def flat(value):
-        return tf.reshape(value, [-1, value.shape[-1]])
 
     d_inputs, d_gate_kernels, d_candidate_kernels = [], [], []
     for i in streams:
-        # Steps >= `steps` were not written: they stack as zeros.
+        d_gates = _rows(d_gates_all[i], ragged)
+        d_candidate = _rows(d_candidates_all[i], ragged)
         d_gate_kernels.append(tf.matmul(
-            flat(tf.concat([inputs[i], previous_states[i]], axis=2)),
-            flat(d_zr_all[i].stack()), transpose_a=True))
+            _rows(gate_inputs[i], ragged), d_gates, transpose_a=True))
         d_candidate_kernels.append(tf.matmul(
-            flat(tf.concat([inputs[i], reset_all[i].stack()], axis=2)),
-            flat(d_c_all[i].stack()), transpose_a=True))
-        d_inputs.append(d_x_all[i].stack())
+            _rows(candidate_inputs[i], ragged), d_candidate,
+            transpose_a=True))
+        d_x = (tf.matmul(d_gates, gate_kernel[:width], transpose_b=True)
+               + tf.matmul(d_candidate, candidate_kernel[:width],
+                           transpose_b=True))
+        batch = tf.shape(inputs[i])[1]
+        if ragged:
+            # Rows of step t are its first active[t] rows, in order.
+            d_inputs.append(tf.scatter_nd(
+                tf.cast(tf.where(tf.sequence_mask(active[i], batch)),
+                        tf.int32), d_x,
+                tf.stack([size, batch, width])))
+        else:
+            d_x = tf.reshape(d_x, [record_size, batch, width])
+            d_inputs.append(tf.pad(d_x, [[0, size - record_size], [0, 0],
+                                         [0, 0]]))
     return d_inputs, tf.add_n(d_gate_kernels), tf.add_n(d_candidate_kernels)
 
 
@@ -301,13 +348,13 @@ def recurrence(inputs, kernel, recurrent_kernel, steps, active=None):
     def run(*arguments):
         inputs, (gate_kernel, candidate_kernel) = (
             list(arguments[:count]), arguments[count:])
-        states, gates = _forward(inputs, gate_kernel, candidate_kernel,
-                                 steps, actives, keep_gates=True)
+        states, records = _forward(inputs, gate_kernel, candidate_kernel,
+                                   steps, actives, keep_records=True)
 
         def gradient(*d_states):
             d_inputs, d_gate, d_candidate = _backward(
                 inputs, gate_kernel, candidate_kernel, steps, actives,
-                states, gates, list(d_states))
+                records, list(d_states))
             return d_inputs + [d_gate, d_candidate]
 
         return states, gradient
@@ -331,7 +378,7 @@ def inference_recurrence(inputs, kernel, recurrent_kernel, steps,
                          "past their length.")
     streams, actives, several = _as_streams(inputs, active)
     states, _ = _forward(streams, *joint_kernels(kernel, recurrent_kernel),
-                         steps, actives, keep_gates=False,
+                         steps, actives, keep_records=False,
                          keep_states=not final_only)
     return _like(states, several)
 
@@ -391,11 +438,11 @@ def compiled_inference_recurrence(inputs, kernel, recurrent_kernel, steps):
             gate_kernel, candidate_kernel, steps)[:frames]
 
         def gradient(d_states):
-            again, gates = _forward([inputs], gate_kernel, candidate_kernel,
-                                    steps, None, keep_gates=True)
+            _, records = _forward([inputs], gate_kernel, candidate_kernel,
+                                  steps, None, keep_records=True)
             (d_inputs,), d_gate, d_candidate = _backward(
-                [inputs], gate_kernel, candidate_kernel, steps, None, again,
-                gates, [d_states])
+                [inputs], gate_kernel, candidate_kernel, steps, None,
+                records, [d_states])
             return d_inputs, d_gate, d_candidate
 
         return states, gradient
@@ -405,5 +452,5 @@ def compiled_inference_recurrence(inputs, kernel, recurrent_kernel, steps):
 
 def _compiled_forward(inputs, gate_kernel, candidate_kernel, steps):
     (states,), _ = _forward([inputs], gate_kernel, candidate_kernel, steps,
-                            None, keep_gates=False)
+                            None, keep_records=False)
     return states

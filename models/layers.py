@@ -24,7 +24,6 @@ each exact under right padding:
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
 from models import config_model
 from models import gru_recurrence
@@ -38,16 +37,6 @@ _MASK_SCORE = -1e30
 # XLA-compiled; larger ones (evaluation) run faster in graph mode, where
 # each step updates only the unfinished rows (bench/README.md). 0: never.
 COMPILED_INFERENCE_MAX_BATCH = 16
-
-
-def _in_xla_context():
-    """True while tracing inside an XLA-compiled (jit_compile) function.
-
-    XLA needs static shapes, so `TF1GRU` then updates every row at every
-    step instead of only the rows still inside their sequence.
-    """
-    return control_flow_util.GraphOrParentsInXlaContext(
-        tf.compat.v1.get_default_graph())
 
 
 def sequence_mask(lengths, sequence):
@@ -228,7 +217,7 @@ class TF1GRU(keras.layers.Layer):
         full_shape = sequence.shape
         frames = tf.shape(sequence)[1]
         lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, frames)
-        if not _in_xla_context():
+        if not gru_recurrence.in_xla_context():
             # Nothing past the batch's longest length is read: dropping it
             # first saves most of the work on wide padding (text ids are
             # 128 wide, most sentences under 40 tokens). XLA needs static
@@ -321,7 +310,7 @@ class TF1GRU(keras.layers.Layer):
                 for stream_rows in rows]
             return rows, inputs, active
 
-        if _in_xla_context():
+        if gru_recurrence.in_xla_context():
             return self._in_batch_order(
                 [gru_recurrence.recurrence(time_major(sequence),
                                            kernel_and_bias, recurrent_kernel,
