@@ -226,10 +226,6 @@ class TF1GRU(keras.layers.Layer):
         width = tf.shape(sequence)[1]
         mask = tf.sequence_mask(lengths, width)
         sequence = self.input_dropout(sequence, training=training)
-        # Padded frames never reach a used state; zeroing them keeps any
-        # non-finite padding out of the (discarded) rows' arithmetic.
-        sequence = tf.where(mask[:, :, None], sequence,
-                            tf.zeros_like(sequence))
         states, state = self._states(sequence, lengths, training)
         state = tf.where((lengths > 0)[:, None], state,
                          tf.zeros_like(state))
@@ -299,6 +295,14 @@ class TF1GRU(keras.layers.Layer):
             return tf.concat([sequence, tf.ones_like(sequence[:, :, :1])],
                              axis=2)
 
+        def every_row(sequence):
+            # Where every row steps to the longest length, padded frames
+            # enter the (discarded) rows' arithmetic: zeros keep non-finite
+            # padding out of it. The sorted paths never read them.
+            return time_major(tf.where(
+                sequence_mask(lengths, sequence)[:, :, None], sequence,
+                tf.zeros_like(sequence)))
+
         def sorted_streams():
             order = tf.argsort(lengths, direction="DESCENDING", stable=True)
             count = gru_recurrence.stream_count()
@@ -312,7 +316,7 @@ class TF1GRU(keras.layers.Layer):
 
         if gru_recurrence.in_xla_context():
             return self._in_batch_order(
-                [gru_recurrence.recurrence(time_major(sequence),
+                [gru_recurrence.recurrence(every_row(sequence),
                                            kernel_and_bias, recurrent_kernel,
                                            steps)],
                 all_rows, lengths)
@@ -351,7 +355,7 @@ class TF1GRU(keras.layers.Layer):
         def compiled():
             return pack(self._in_batch_order(
                 [gru_recurrence.compiled_inference_recurrence(
-                    time_major(sequence), kernel_and_bias, recurrent_kernel,
+                    every_row(sequence), kernel_and_bias, recurrent_kernel,
                     steps)],
                 all_rows, lengths))
 

@@ -108,21 +108,34 @@ def test_loop_runs_only_to_the_longest_length():
     np.testing.assert_allclose(wide_state, state, atol=1e-6)
 
 
-def test_non_finite_padding_does_not_leak():
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_non_finite_padding_does_not_leak(path, monkeypatch):
+    training, jit_compile, max_batch, streams = PATHS[path]
+    monkeypatch.setattr(layers, "COMPILED_INFERENCE_MAX_BATCH", max_batch)
+    monkeypatch.setattr(gru_recurrence, "stream_count", lambda: streams)
     gru = _gru()
     sequence, lengths = _case()
     mask = layers.sequence_mask(lengths, sequence)[:, :, None]
     poisoned = tf.where(mask, sequence, np.nan)
-    outputs, state = gru([sequence, lengths])
-    with tf.GradientTape() as tape:
-        tape.watch(poisoned)
-        poisoned_outputs, poisoned_state = gru([poisoned, lengths],
-                                               training=True)
-        loss = _loss((poisoned_outputs, poisoned_state))
+
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs, state = gru([x, lengths], training=training)
+            loss = _loss((outputs, state))
+        return outputs, state, tape.gradient(
+            loss, [x, gru.gru.cell.recurrent_kernel])
+
+    run = tf.function(run, jit_compile=jit_compile)
+    outputs, state, _ = run(sequence)
+    poisoned_outputs, poisoned_state, gradients = run(poisoned)
     np.testing.assert_allclose(poisoned_outputs, outputs, atol=1e-6)
     np.testing.assert_allclose(poisoned_state, state, atol=1e-6)
-    gradient = tape.gradient(loss, gru.gru.cell.recurrent_kernel)
-    assert np.all(np.isfinite(gradient.numpy()))
+    d_input, d_kernel = (gradient.numpy() for gradient in gradients)
+    assert np.all(np.isfinite(d_kernel))
+    # Finite inside the lengths, exactly zero on the padding.
+    assert np.all(np.isfinite(d_input))
+    assert np.all(d_input[~mask.numpy()[:, :, 0]] == 0)
 
 
 @pytest.mark.parametrize("name,expected", [
