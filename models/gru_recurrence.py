@@ -49,8 +49,8 @@ def _cores():
 def stream_count():
     """Row groups (streams) one loop steps side by side: 1, or one per core.
 
-    A step of one GRU row group is ~10 small ops around two small matmuls
-    ([B, H]·[H, 2H], [B, H]·[H, H]); with TF's default threading each op is
+    A step of one GRU row group is ~15 small ops around two small matmuls
+    ([B, I+H]·[I+H, 2H], [B, I+H]·[I+H, H]); with TF's default threading each op is
     split over all cores and the loop is bound by their synchronisation,
     not by arithmetic. With single-threaded ops (intra-op threads 1, set by
     `configure_cpu_threads`) the executor instead runs independent
