@@ -22,10 +22,10 @@ Here (same equations, same variables):
   only the rows still inside their sequence, a contiguous prefix, so a
   batch costs Σ lengths rather than B · max length; the other rows keep
   their state;
-* the gradient is hand-written (`tf.custom_gradient`): the backward loop
-  holds only the two transposed joint matmuls (which give the inputs'
-  gradient too); each kernel's gradient is one large matmul after the
-  loop;
+* the gradient is hand-written (`tf.custom_gradient`): the forward
+  records the rows it stepped, the backward loop carries d(state) through
+  the two transposed recurrent matmuls only, and the kernels' and the
+  inputs' gradients are one matmul each over the recorded rows after it;
 * the batch may come as several independent row groups ("streams") that
   one loop steps side by side, so that with single-threaded ops each core
   runs one (`stream_count`, `configure_cpu_threads`).
@@ -50,12 +50,12 @@ def stream_count():
     """Row groups (streams) one loop steps side by side: 1, or one per core.
 
     A step of one GRU row group is ~15 small ops around two small matmuls
-    ([B, I+H]·[I+H, 2H], [B, I+H]·[I+H, H]); with TF's default threading each op is
-    split over all cores and the loop is bound by their synchronisation,
-    not by arithmetic. With single-threaded ops (intra-op threads 1, set by
-    `configure_cpu_threads`) the executor instead runs independent
-    streams concurrently, one per inter-op thread: 1.9× the forward and
-    1.7× the forward + backward speed of one stream on 2 cores
+    ([B, I+H]·[I+H, 2H], [B, I+H]·[I+H, H]); with TF's default threading
+    each op is split over all cores and the loop is bound by their
+    synchronisation, not by arithmetic. With single-threaded ops (intra-op
+    threads 1, set by `configure_cpu_threads`) the executor instead runs
+    independent streams concurrently, one per inter-op thread: 1.9× the
+    forward and 1.7× the forward + backward speed of one stream on 2 cores
     (bench/README.md). Read when a graph is traced.
     """
     if tf.config.threading.get_intra_op_parallelism_threads() != 1:
@@ -427,9 +427,9 @@ def compiled_inference_recurrence(inputs, kernel, recurrent_kernel, steps):
     share of the kernels is applied before the loop, in one matmul over
     all frames: a step of one row is bound by reading its kernels, and
     the recurrent halves alone are what stays in cache (MDREA at batch 1:
-    4.3 instead of 8.1 ms p50, bench/README.md). Its gradient (for attributions)
-    recomputes the gates in graph mode, since the compiled loop keeps
-    nothing for a backward pass.
+    4.3 instead of 8.1 ms p50, bench/README.md). Its gradient (for
+    attributions) recomputes the gates in graph mode, since the compiled
+    loop keeps nothing for a backward pass.
     """
 
     @tf.custom_gradient
