@@ -223,15 +223,15 @@ class TF1GRU(keras.layers.Layer):
             # 128 wide, most sentences under 40 tokens). XLA needs static
             # shapes.
             sequence = sequence[:, :tf.maximum(tf.reduce_max(lengths), 1)]
-        width = tf.shape(sequence)[1]
-        mask = tf.sequence_mask(lengths, width)
         sequence = self.input_dropout(sequence, training=training)
         states, state = self._states(sequence, lengths, training)
         state = tf.where((lengths > 0)[:, None], state,
                          tf.zeros_like(state))
         if not self.return_sequences:
             return state
-        outputs = tf.where(mask[:, :, None], tf.transpose(states, [1, 0, 2]),
+        width = tf.shape(sequence)[1]
+        outputs = tf.where(sequence_mask(lengths, sequence)[:, :, None],
+                           tf.transpose(states, [1, 0, 2]),
                            tf.zeros_like(sequence[:, :, :1]))
         outputs = self.output_dropout(outputs, training=training)
         # Zeros again past the crop, up to the input's width.
